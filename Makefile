@@ -1,0 +1,66 @@
+# ChefOps developer commands. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help install run worker beat web test lint fmt typecheck migrations-check ci bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --disable-pip-version-check -q --upgrade pip
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+run: $(STAMP) ## Migrate, load demo data, serve API+admin on :8000 with a Celery worker+beat
+	DEMO_SEED_ENABLED=$${DEMO_SEED_ENABLED:-true} bash bin/run-local.sh
+
+web: $(STAMP) ## Serve with gunicorn as in production (needs a migrated database)
+	$(BIN)/gunicorn chefops.wsgi -c gunicorn.conf.py
+
+worker: $(STAMP) ## Celery worker (uses REDIS_URL, or the filesystem broker without it)
+	$(BIN)/celery -A chefops worker --loglevel=INFO
+
+beat: $(STAMP) ## Celery beat with the database scheduler (exactly one per deployment)
+	$(BIN)/python manage.py sync_beat_schedule
+	$(BIN)/celery -A chefops beat --loglevel=INFO
+
+test: $(STAMP) ## Whole test suite (PostgreSQL+Redis when DATABASE_URL/REDIS_URL are set, else SQLite)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint + format check, actionlint on the workflows
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
+
+fmt: $(STAMP) ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP) ## mypy with the Django and DRF plugins
+	$(BIN)/mypy .
+
+migrations-check: $(STAMP) ## No missing migrations; no backward-incompatible migration
+	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
+	DJANGO_ENV=test $(BIN)/python manage.py lintmigrations --include-apps companies contracts servicedays outbox
+
+ci: $(STAMP) ## What .ci/run runs: every check, then the suite on PostgreSQL+Redis and on SQLite
+	bash bin/ci.sh
+
+bench: $(STAMP) ## Benchmarks against PostgreSQL; figures go to docs/benchmarks.md
+	bash bin/bench.sh
+
+clean: ## Remove local state (SQLite file, queues, static build); keeps .venv
+	rm -rf db.sqlite3* .run staticfiles .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The gate (`make ci`, called by .ci/run): static checks, then the whole suite twice —
+# against PostgreSQL + Redis (started here if they are not running) and on SQLite alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+PG_HOST=${CI_PG_HOST:-127.0.0.1}
+PG_PORT=${CI_PG_PORT:-5432}
+REDIS_PORT=${CI_REDIS_PORT:-6379}
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+ensure_postgres() {
+  if pg_isready -h "$PG_HOST" -p "$PG_PORT" -q 2>/dev/null; then return; fi
+  step "starting PostgreSQL"
+  (service postgresql start || pg_ctlcluster --skip-systemctl-redirect "$(pg_lsclusters -h | awk 'NR==1{print $1" "$2}')" start) >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do pg_isready -h "$PG_HOST" -p "$PG_PORT" -q && return; sleep 1; done
+  echo "PostgreSQL is not reachable on $PG_HOST:$PG_PORT"; exit 1
+}
+
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then return; fi
+  step "starting Redis"
+  (service redis-server start || redis-server --port "$REDIS_PORT" --daemonize yes --save '') >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return; sleep 1; done
+  echo "Redis is not reachable on 127.0.0.1:$REDIS_PORT"; exit 1
+}
+
+step "ruff / actionlint"
+make --no-print-directory lint
+step "mypy"
+make --no-print-directory typecheck
+
+ensure_postgres
+ensure_redis
+DB_NAME="chefops_ci_$$"
+export CI_DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
+psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $DB_NAME" >/dev/null
+trap 'psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+
+step "missing migrations"
+DJANGO_ENV=test $BIN/python manage.py makemigrations --check --dry-run
+step "migration linter (PostgreSQL)"
+DJANGO_ENV=test DATABASE_URL=$CI_DATABASE_URL $BIN/python manage.py lintmigrations \
+  --include-apps companies contracts servicedays outbox
+step "check --deploy (production settings)"
+DJANGO_ENV=production \
+  SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 60)" \
+  DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 \
+  ALLOWED_HOSTS=chefops.example.com \
+  $BIN/python manage.py check --deploy --fail-level WARNING
+step "OpenAPI schema validation"
+DJANGO_ENV=test $BIN/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+step "tests on PostgreSQL + Redis"
+DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/15 \
+  make --no-print-directory test PYTEST_ARGS="--create-db --cov --cov-report=term:skip-covered ${PYTEST_ARGS:-}"
+
+step "tests on SQLite, no Redis"
+env -u DATABASE_URL -u REDIS_URL make --no-print-directory test PYTEST_ARGS="--create-db ${PYTEST_ARGS:-}"
+step "CI passed"

@@ -1,0 +1,84 @@
+"""Strict input serializers and the output serializer base of the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.request import Request
+
+from chefops.api.fields import API_ERROR_CODE, ApiDateTimeField
+from chefops.api.naming import to_camel, to_snake
+from chefops.api.parsers import UNKNOWN_KEY_PREFIX, wire_name
+
+
+class StrictSerializer(serializers.Serializer):
+    """Input serializer: unknown keys → ``property X should not exist``, listed first."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise ValidationError(
+                {
+                    "non_field_errors": [
+                        ErrorDetail("Request body must be a JSON object", code=API_ERROR_CODE)
+                    ]
+                }
+            )
+        writable = {name for name, field in self.fields.items() if not field.read_only}
+        unknown = [
+            ErrorDetail(f"property {wire_name(key)} should not exist", code=API_ERROR_CODE)
+            for key in data
+            if key not in writable
+        ]
+        field_errors: Any = {}
+        value: Any = None
+        try:
+            value = super().to_internal_value({k: v for k, v in data.items() if k in writable})
+        except ValidationError as exc:
+            field_errors = exc.detail
+        if unknown or field_errors:
+            combined: dict[str, Any] = {}
+            if unknown:
+                combined["non_field_errors"] = unknown
+            for key, errors in field_errors.items():
+                combined.setdefault(key, [])
+                combined[key] = list(combined[key]) + list(errors)
+            raise ValidationError(combined)
+        return value
+
+    def create(self, validated_data: Any) -> Any:  # pragma: no cover - input only
+        raise NotImplementedError
+
+    def update(self, instance: Any, validated_data: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+def validated_body(
+    serializer_class: type[StrictSerializer], request: Request, *, partial: bool = False
+) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def validated_query(serializer_class: type[StrictSerializer], request: Request) -> dict[str, Any]:
+    """Query parameters through a strict serializer (camelCase names, last value wins)."""
+    data: dict[str, Any] = {}
+    for key, value in request.query_params.items():
+        snake = to_snake(key)
+        data[snake if to_camel(snake) == key else UNKNOWN_KEY_PREFIX + key] = value
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ApiModelSerializer(serializers.ModelSerializer):
+    """Output serializer: timestamps as ``toISOString()``, decimals as JSON numbers."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: ApiDateTimeField,
+    }

@@ -1,0 +1,131 @@
+"""Liveness (`/api/health`) and readiness (`/api/health/ready`) probes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, connection
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chefops.api.fields import iso_ms
+
+logger = logging.getLogger(__name__)
+PROCESS_STARTED = time.monotonic()
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return True
+    except DatabaseError as exc:
+        logger.warning("health: database unreachable: %s", exc)
+        # A broken persistent connection must not poison the next probe.
+        connection.close_if_unusable_or_obsolete()
+        return False
+
+
+def cache_ok() -> bool:
+    try:
+        key = "health:probe"
+        cache.set(key, "1", timeout=10)
+        return bool(cache.get(key) == "1")
+    except Exception as exc:  # noqa: BLE001 - any cache/driver failure means "not ready"
+        logger.warning("health: cache unreachable: %s", exc)
+        return False
+
+
+def broker_ok() -> bool:
+    if settings.REDIS_URL:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+            )
+            return bool(client.ping())
+        except redis.RedisError as exc:
+            logger.warning("health: broker unreachable: %s", exc)
+            return False
+    folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.is_dir()
+
+
+def _uptime() -> float:
+    return round(time.monotonic() - PROCESS_STARTED, 3)
+
+
+HEALTH_SCHEMA = inline_serializer(
+    "Health",
+    {
+        "status": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "database": serializers.CharField(),
+        "uptime": serializers.FloatField(),
+    },
+)
+
+
+class HealthView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+
+    @extend_schema(responses={200: HEALTH_SCHEMA, 503: HEALTH_SCHEMA}, auth=[])
+    def get(self, request: Request) -> Response:
+        ok = database_ok()
+        body = {
+            "status": "ok" if ok else "error",
+            "timestamp": iso_ms(timezone.now()),
+            "database": "connected" if ok else "disconnected",
+            "uptime": _uptime(),
+        }
+        return Response(body, status=200 if ok else 503)
+
+
+class ReadinessView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "Readiness",
+                {
+                    "status": serializers.CharField(),
+                    "timestamp": serializers.DateTimeField(),
+                    "uptime": serializers.FloatField(),
+                    "checks": serializers.DictField(child=serializers.CharField()),
+                },
+            )
+        },
+        auth=[],
+    )
+    def get(self, request: Request) -> Response:
+        checks = {
+            "database": "connected" if database_ok() else "disconnected",
+            "cache": "connected" if cache_ok() else "disconnected",
+            "broker": "connected" if broker_ok() else "disconnected",
+        }
+        ok = all(value == "connected" for value in checks.values())
+        body = {
+            "status": "ok" if ok else "error",
+            "timestamp": iso_ms(timezone.now()),
+            "uptime": _uptime(),
+            "checks": checks,
+        }
+        return Response(body, status=200 if ok else 503)

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parents[2]
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.mark.django_db
+def test_health_ok() -> None:
+    res = APIClient().get("/api/health")
+    assert res.status_code == 200
+    body = res.json()
+    assert set(body) == {"status", "timestamp", "database", "uptime"}
+    assert body["status"] == "ok" and body["database"] == "connected"
+    assert ISO_MS.match(body["timestamp"])
+    assert isinstance(body["uptime"], (int, float)) and body["uptime"] >= 0
+
+
+@pytest.mark.django_db
+def test_health_answers_any_host_header() -> None:
+    res = APIClient().get("/api/health", HTTP_HOST="10.0.0.7:8000")
+    assert res.status_code == 200
+    res = APIClient().get("/api/contracts", HTTP_HOST="evil.example")
+    assert res.status_code == 400  # other routes still validate Host
+
+
+@pytest.mark.django_db
+def test_readiness_reports_each_dependency() -> None:
+    res = APIClient().get("/api/health/ready")
+    assert res.status_code == 200
+    assert res.json()["checks"] == {
+        "database": "connected",
+        "cache": "connected",
+        "broker": "connected",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as res:  # noqa: S310 - loopback only
+            return res.status, res.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.mark.slow
+def test_health_is_503_within_2s_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    """A real gunicorn whose DATABASE_URL points at a closed port."""
+    import json
+
+    port = _free_port()
+    dead_db = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead_db}/nothing",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "RUN_DIR": str(tmp_path),
+    }
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                started = time.monotonic()
+                status, raw = _get(f"http://127.0.0.1:{port}/api/health")
+                elapsed = time.monotonic() - started
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert status == 503
+        body = json.loads(raw)
+        assert body["status"] == "error" and body["database"] == "disconnected"
+        assert elapsed < 2.5
+        status, raw = _get(f"http://127.0.0.1:{port}/api/health/ready")
+        assert status == 503
+        assert json.loads(raw)["checks"]["database"] == "disconnected"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

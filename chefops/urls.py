@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from chefops.api.errors import api_not_found
+from chefops.health import HealthView, ReadinessView
+
+
+class PublicSchemaView(SpectacularAPIView):
+    authentication_classes: list[object] = []
+
+
+class PublicSwaggerView(SpectacularSwaggerView):
+    authentication_classes: list[object] = []
+
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/health", HealthView.as_view(), name="health"),
+    path("api/health/ready", ReadinessView.as_view(), name="health-ready"),
+    path("api/schema", PublicSchemaView.as_view(), name="schema"),
+    path("api/docs", PublicSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include("companies.urls")),
+    path("api/", include("contracts.urls")),
+    path("api/", include("servicedays.urls")),
+    # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`.
+    re_path(r"^api(?:/.*)?$", api_not_found),
+]
+
+handler404 = "chefops.api.errors.handler404"
+handler500 = "chefops.api.errors.handler500"

@@ -1,0 +1,205 @@
+"""Companies (caterers and clients), their profiles, and the people who log in (users)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+
+
+class CompanyType(models.TextChoices):
+    CATERING = "CATERING"
+    CLIENT = "CLIENT"
+
+
+class CompanyStatus(models.TextChoices):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+
+
+class WorkMode(models.TextChoices):
+    REMOTE = "REMOTE"
+    HYBRID = "HYBRID"
+    ONSITE = "ONSITE"
+
+
+class Role(models.TextChoices):
+    ADMIN = "ADMIN"
+    MANAGER = "MANAGER"
+    EMPLOYEE = "EMPLOYEE"
+
+
+class Company(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    company_type = models.CharField(max_length=16, choices=CompanyType.choices)
+    name = models.CharField(max_length=255)
+    email = models.EmailField(max_length=254, unique=True)  # always lower case
+    tax_id = models.CharField(max_length=64, null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=CompanyStatus.choices, default=CompanyStatus.ACTIVE
+    )
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")), name="company_email_lower"
+            ),
+            models.UniqueConstraint(
+                fields=["tax_id"],
+                condition=models.Q(tax_id__isnull=False),
+                name="company_tax_id_unique",
+            ),
+            models.CheckConstraint(condition=~models.Q(tax_id=""), name="company_tax_id_not_blank"),
+            models.CheckConstraint(
+                condition=models.Q(company_type__in=CompanyType.values),
+                name="company_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=CompanyStatus.values), name="company_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["company_type", "status"], name="company_type_status_idx"),
+            models.Index(fields=["deleted_at"], name="company_deleted_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.company_type})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.strip().lower()
+        self.tax_id = self.tax_id.strip() if self.tax_id else None
+        super().save(*args, **kwargs)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == CompanyStatus.ACTIVE and self.deleted_at is None
+
+
+class CateringProfile(models.Model):
+    company = models.OneToOneField(
+        Company, on_delete=models.CASCADE, primary_key=True, related_name="catering_profile"
+    )
+    daily_capacity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(daily_capacity__gte=1), name="catering_capacity_positive"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Catering profile of {self.company_id}"
+
+
+class ClientProfile(models.Model):
+    company = models.OneToOneField(
+        Company, on_delete=models.CASCADE, primary_key=True, related_name="client_profile"
+    )
+    work_mode = models.CharField(max_length=16, choices=WorkMode.choices, default=WorkMode.HYBRID)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(work_mode__in=WorkMode.values), name="client_work_mode_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Client profile of {self.company_id}"
+
+
+class ClientOfficeDay(models.Model):
+    """One office weekday of a client (1 = Monday … 7 = Sunday); rows keep insertion order."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="office_days")
+    day_of_week = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "day_of_week"], name="office_day_unique"),
+            models.CheckConstraint(
+                condition=models.Q(day_of_week__gte=1, day_of_week__lte=7),
+                name="office_day_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_id}: {self.day_of_week}"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("Users must have an e-mail address")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        extra.setdefault("name", "Platform admin")
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in. Company users have a role; platform staff have no company."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254, unique=True)  # always lower case
+    name = models.CharField(max_length=255, blank=True, default="")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.EMPLOYEE)
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, null=True, blank=True, related_name="users"
+    )
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(email=Lower("email")), name="user_email_lower"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(company__isnull=False) | models.Q(is_staff=True),
+                name="user_company_or_staff",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="user_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
