@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.conf import settings
 
@@ -23,3 +25,11 @@ def _clear_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def cast(db: None) -> Any:
+    """Two caterers and two clients, each with an ADMIN, a MANAGER and an EMPLOYEE user."""
+    from chefops.testing.cast import make_cast
+
+    return make_cast()

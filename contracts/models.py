@@ -1,0 +1,102 @@
+"""A contract between a catering company and a client company."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from companies.models import Company
+
+
+class ContractStatus(models.TextChoices):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    TERMINATED = "TERMINATED"
+
+
+def today_utc() -> date:
+    return timezone.now().date()  # USE_TZ=True and TIME_ZONE=UTC: now() is aware UTC
+
+
+class Contract(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    catering_company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="catering_contracts"
+    )
+    client_company = models.ForeignKey(
+        Company, on_delete=models.PROTECT, related_name="client_contracts"
+    )
+    start_date = models.DateField(default=today_utc)
+    end_date = models.DateField(null=True, blank=True)
+    price_per_service = models.DecimalField(max_digits=12, decimal_places=2)
+    flexible_quantity = models.BooleanField(default=True)
+    min_daily_quantity = models.PositiveIntegerField()
+    max_daily_quantity = models.PositiveIntegerField()
+    notice_period_hours = models.PositiveIntegerField()
+    status = models.CharField(
+        max_length=16, choices=ContractStatus.choices, default=ContractStatus.ACTIVE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["catering_company", "client_company"],
+                condition=Q(status="ACTIVE"),
+                name="contract_one_active_per_pair",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_daily_quantity__lte=F("max_daily_quantity")),
+                name="contract_min_le_max",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_per_service__gte=0), name="contract_price_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                name="contract_end_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ContractStatus.values), name="contract_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(catering_company=F("client_company")),
+                name="contract_parties_differ",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["catering_company", "status"], name="contract_catering_idx"),
+            models.Index(fields=["client_company", "status"], name="contract_client_idx"),
+            models.Index(fields=["status"], name="contract_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Contract {self.id} ({self.status})"
+
+
+class ContractWeekday(models.Model):
+    """A weekday served by a contract (1 = Monday … 7 = Sunday), in insertion order."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="weekdays")
+    day_of_week = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contract", "day_of_week"], name="contract_weekday_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(day_of_week__gte=1, day_of_week__lte=7),
+                name="contract_weekday_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id}: {self.day_of_week}"
