@@ -21,8 +21,10 @@ urlpatterns = [
     path("api/schema", PublicSchemaView.as_view(), name="schema"),
     path("api/docs", PublicSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/", include("companies.urls")),
-    path("api/", include("contracts.urls")),
+    # servicedays before contracts: it owns contracts/finance-metrics and
+    # contracts/<id>/service-days|reports, which must win over contracts/<id>.
     path("api/", include("servicedays.urls")),
+    path("api/", include("contracts.urls")),
     # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`.
     re_path(r"^api(?:/.*)?$", api_not_found),
 ]

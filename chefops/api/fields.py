@@ -370,3 +370,12 @@ class ApiDateTimeField(serializers.DateTimeField):
 
 def iso_ms(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_path_uuid(value: str) -> uuid.UUID:
+    """A ``:id`` path parameter: any 8-4-4-4-12 hex UUID, else the original's 400 text."""
+    from chefops.api.errors import BadRequest
+
+    if not is_uuid(value):
+        raise BadRequest("Validation failed (uuid is expected)")
+    return uuid.UUID(value)
