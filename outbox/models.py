@@ -15,6 +15,10 @@ class EventStatus(models.TextChoices):
     DEAD = "DEAD"
 
 
+# Not yet delivered: these hold back younger events of the same aggregate.
+OPEN_STATUSES = (EventStatus.PENDING, EventStatus.PROCESSING)
+
+
 class OutboxEvent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event_type = models.CharField(max_length=100)
@@ -36,16 +40,15 @@ class OutboxEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # Every status change writes a new row version into each index, twice per event, so
+        # the set is kept small: the claim (due PENDING), the per-aggregate order check and
+        # aggregate look-ups, retention by processed_at, and status + age (stale PROCESSING
+        # claims, DEAD, backlog age, the admin's status filter).
         indexes = [
             models.Index(
                 fields=["next_attempt_at", "created_at"],
                 condition=models.Q(status="PENDING"),
                 name="outbox_pending_due_idx",
-            ),
-            models.Index(
-                fields=["locked_at"],
-                condition=models.Q(status="PROCESSING"),
-                name="outbox_processing_lock_idx",
             ),
             models.Index(
                 fields=["aggregate_type", "aggregate_id", "created_at"], name="outbox_aggregate_idx"
