@@ -1,14 +1,21 @@
 """Bearer JWT authentication (HS256, PyJWT). The subject is a user; user and company must be
-active on every request, so deactivation takes effect at once."""
+active on every request, so deactivation takes effect at once.
+
+Cost per request: one indexed query (user + company by primary key) and one cache ``add``.
+Session activity is written at most once per clock minute per user: the first request of a
+minute wins the cache ``add`` and issues a single UPDATE; the rest only touch the cache.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -17,6 +24,9 @@ from rest_framework.request import Request
 from companies.models import User
 
 ALGORITHM = "HS256"
+ACTIVITY_INTERVAL_SECONDS = 60
+
+logger = logging.getLogger(__name__)
 
 
 def access_token_for(user: User, *, session_id: uuid.UUID | None = None) -> str:
@@ -63,13 +73,44 @@ class JWTAuthentication(BaseAuthentication):
             user_id = uuid.UUID(str(claims["sub"]))
         except (jwt.PyJWTError, ValueError, UnicodeDecodeError, KeyError) as exc:
             raise AuthenticationFailed() from exc
-        user = User.objects.select_related("company").filter(pk=user_id).first()
+        user = User.objects.select_related("company").filter(pk=user_id).order_by().first()
         if user is None or not user.is_active:
             raise AuthenticationFailed()
         if user.company is None or not user.company.is_active:
             raise AuthenticationFailed()
-        request.token_issued_at = datetime.fromtimestamp(claims["iat"], tz=UTC)  # type: ignore[attr-defined]
+        issued_at = datetime.fromtimestamp(int(claims["iat"]), tz=UTC)
+        # A password reset refuses every access token issued before it (whole seconds, as
+        # `iat` is: a token from the very same second survives, a new login never fails).
+        if user.tokens_valid_after is not None and int(claims["iat"]) < int(
+            user.tokens_valid_after.timestamp()
+        ):
+            raise AuthenticationFailed()
+        request.token_issued_at = issued_at  # type: ignore[attr-defined]
+        record_activity(user)
         return user, claims
 
     def authenticate_header(self, request: Request) -> str:
         return "Bearer"
+
+
+def record_activity(user: User) -> None:
+    """Write ``last_activity_at`` at most once per clock minute per user, without a write
+    per request.
+
+    ``cache.add`` on a key named after the current minute succeeds for the first request of
+    that minute only (atomic in Redis, so all workers agree); that request does one UPDATE and
+    the in-memory user reflects it. A cache outage skips the bookkeeping instead of failing
+    the request.
+    """
+    now = timezone.now()
+    minute = int(now.timestamp()) // ACTIVITY_INTERVAL_SECONDS
+    try:
+        first_this_minute = cache.add(
+            f"activity:{user.pk}:{minute}", 1, timeout=ACTIVITY_INTERVAL_SECONDS + 1
+        )
+    except Exception:
+        logger.warning("session activity not recorded: cache unavailable", exc_info=True)
+        return
+    if first_this_minute:
+        User.objects.filter(pk=user.pk).update(last_activity_at=now)
+        user.last_activity_at = now

@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import Exact
+from django.utils import timezone
 
 
 class CompanyType(models.TextChoices):
@@ -173,6 +175,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Access tokens issued before this second are refused (set by a password reset, so a
+    # stolen access token dies with the stolen password instead of living out its 15 min).
+    tokens_valid_after = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -203,3 +208,103 @@ class User(AbstractBaseUser, PermissionsMixin):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
+
+
+class AuthSession(models.Model):
+    """One login: the family of refresh tokens produced by rotating the first one.
+
+    Deleting the session revokes every token of the family at once (logout, reuse detection,
+    password change or reset). ``expires_at`` follows the newest token, so the daily purge can
+    drop whole families whose last token expired.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="auth_sessions")
+    remember_me = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_rotated_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["expires_at"], name="auth_session_expires_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="auth_session_expires_after_created",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.id} of {self.user_id}"
+
+
+class RefreshToken(models.Model):
+    """A refresh token, stored only as the SHA-256 of its raw 64-hex value.
+
+    ``used_at`` marks a token already exchanged by a rotation; presenting it again is reuse.
+    """
+
+    session = models.ForeignKey(AuthSession, on_delete=models.CASCADE, related_name="tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["expires_at"], name="refresh_token_expires_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="refresh_token_expires_after_created",
+            ),
+            models.CheckConstraint(
+                condition=Exact(Length("token_hash"), 64), name="refresh_token_hash_len"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Refresh token {self.pk} (session {self.session_id})"
+
+
+class OneTimeTokenPurpose(models.TextChoices):
+    PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105 - not a secret
+    INVITATION = "INVITATION"
+
+
+class OneTimeToken(models.Model):
+    """A single-use password-setting token (reset 15 min, invitation 72 h), SHA-256 stored.
+
+    The raw value is never stored: it is ``HMAC(SECRET_KEY, id:nonce)``, so the e-mail
+    handler can re-derive it from the row named in the outbox event (see services).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="one_time_tokens")
+    purpose = models.CharField(max_length=32, choices=OneTimeTokenPurpose.choices)
+    nonce = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["expires_at"], name="one_time_token_expires_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(purpose__in=OneTimeTokenPurpose.values),
+                name="one_time_token_purpose_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="one_time_token_expires_after_created",
+            ),
+            models.CheckConstraint(
+                condition=Exact(Length("token_hash"), 64), name="one_time_token_hash_len"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} token {self.id} of {self.user_id}"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from chefops.api.errors import Forbidden
 from companies.models import CompanyType, Role, User
 
+MEMBERS = (Role.ADMIN, Role.MANAGER, Role.EMPLOYEE)
 MANAGERS = (Role.ADMIN, Role.MANAGER)
 ADMINS = (Role.ADMIN,)
 
@@ -74,3 +75,20 @@ class IsClientCompany(_CompanyTypePermission):
 
 class IsCateringCompany(_CompanyTypePermission):
     company_type = CompanyType.CATERING
+
+
+class RolesByMethod(BasePermission):
+    """Roles per HTTP method, declared on the view: ``roles_by_method = {"POST": ADMINS}``.
+
+    Methods not listed: reading (GET/HEAD/OPTIONS) is open to every member of a company,
+    anything else needs ADMIN, so a forgotten entry fails closed.
+    """
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not isinstance(user, User) or user.company_id is None:
+            return False
+        declared: dict[str, tuple[str, ...]] = getattr(view, "roles_by_method", {})
+        default = MEMBERS if request.method in SAFE_METHODS else ADMINS
+        require_role(user, declared.get(str(request.method), default))
+        return True
