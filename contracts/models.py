@@ -50,17 +50,26 @@ class Contract(models.Model):
                 fields=["catering_company", "client_company"],
                 condition=Q(status="ACTIVE"),
                 name="contract_one_active_per_pair",
+                violation_error_message=(
+                    "An active contract already exists between this catering and this client"
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(min_daily_quantity__lte=F("max_daily_quantity")),
                 name="contract_min_le_max",
+                violation_error_message=(
+                    "minDailyQuantity cannot be greater than maxDailyQuantity"
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(price_per_service__gte=0), name="contract_price_non_negative"
+                condition=Q(price_per_service__gte=0),
+                name="contract_price_non_negative",
+                violation_error_message="pricePerService must not be less than 0",
             ),
             models.CheckConstraint(
                 condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
                 name="contract_end_after_start",
+                violation_error_message="endDate must not be before startDate",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=ContractStatus.values), name="contract_status_valid"
@@ -68,6 +77,7 @@ class Contract(models.Model):
             models.CheckConstraint(
                 condition=~Q(catering_company=F("client_company")),
                 name="contract_parties_differ",
+                violation_error_message="The catering and the client must be different companies",
             ),
         ]
         indexes = [
@@ -90,11 +100,14 @@ class ContractWeekday(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["contract", "day_of_week"], name="contract_weekday_unique"
+                fields=["contract", "day_of_week"],
+                name="contract_weekday_unique",
+                violation_error_message="serviceDays must not contain duplicate values",
             ),
             models.CheckConstraint(
                 condition=Q(day_of_week__gte=1, day_of_week__lte=7),
                 name="contract_weekday_range",
+                violation_error_message="A weekday is a number from 1 (Monday) to 7 (Sunday)",
             ),
         ]
 

@@ -61,19 +61,19 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='contract',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'ACTIVE')), fields=('catering_company', 'client_company'), name='contract_one_active_per_pair'),
+            constraint=models.UniqueConstraint(condition=models.Q(('status', 'ACTIVE')), fields=('catering_company', 'client_company'), name='contract_one_active_per_pair', violation_error_message='An active contract already exists between this catering and this client'),
         ),
         migrations.AddConstraint(
             model_name='contract',
-            constraint=models.CheckConstraint(condition=models.Q(('min_daily_quantity__lte', models.F('max_daily_quantity'))), name='contract_min_le_max'),
+            constraint=models.CheckConstraint(condition=models.Q(('min_daily_quantity__lte', models.F('max_daily_quantity'))), name='contract_min_le_max', violation_error_message='minDailyQuantity cannot be greater than maxDailyQuantity'),
         ),
         migrations.AddConstraint(
             model_name='contract',
-            constraint=models.CheckConstraint(condition=models.Q(('price_per_service__gte', 0)), name='contract_price_non_negative'),
+            constraint=models.CheckConstraint(condition=models.Q(('price_per_service__gte', 0)), name='contract_price_non_negative', violation_error_message='pricePerService must not be less than 0'),
         ),
         migrations.AddConstraint(
             model_name='contract',
-            constraint=models.CheckConstraint(condition=models.Q(('end_date__isnull', True), ('end_date__gte', models.F('start_date')), _connector='OR'), name='contract_end_after_start'),
+            constraint=models.CheckConstraint(condition=models.Q(('end_date__isnull', True), ('end_date__gte', models.F('start_date')), _connector='OR'), name='contract_end_after_start', violation_error_message='endDate must not be before startDate'),
         ),
         migrations.AddConstraint(
             model_name='contract',
@@ -81,14 +81,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='contract',
-            constraint=models.CheckConstraint(condition=models.Q(('catering_company', models.F('client_company')), _negated=True), name='contract_parties_differ'),
+            constraint=models.CheckConstraint(condition=models.Q(('catering_company', models.F('client_company')), _negated=True), name='contract_parties_differ', violation_error_message='The catering and the client must be different companies'),
         ),
         migrations.AddConstraint(
             model_name='contractweekday',
-            constraint=models.UniqueConstraint(fields=('contract', 'day_of_week'), name='contract_weekday_unique'),
+            constraint=models.UniqueConstraint(fields=('contract', 'day_of_week'), name='contract_weekday_unique', violation_error_message='serviceDays must not contain duplicate values'),
         ),
         migrations.AddConstraint(
             model_name='contractweekday',
-            constraint=models.CheckConstraint(condition=models.Q(('day_of_week__gte', 1), ('day_of_week__lte', 7)), name='contract_weekday_range'),
+            constraint=models.CheckConstraint(condition=models.Q(('day_of_week__gte', 1), ('day_of_week__lte', 7)), name='contract_weekday_range', violation_error_message='A weekday is a number from 1 (Monday) to 7 (Sunday)'),
         ),
     ]

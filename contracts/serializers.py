@@ -1,0 +1,129 @@
+"""Contract input and output serializers (snake_case here, camelCase on the wire)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chefops.api import fields
+from chefops.api.fields import is_number, iso_ms
+from chefops.api.serializers import ApiModelSerializer, StrictSerializer
+from contracts.models import Contract, ContractStatus
+
+# PostgreSQL `integer`: larger values would fail in the database (a 500) instead of here.
+MAX_DB_INT = 2_147_483_647
+
+
+class BoundedIntegerField(fields.IntegerField):
+    """``@IsInt @Min(0)`` of the original, plus an upper bound that speaks only for numbers.
+
+    The bound's message appears only when a number is too large, so a missing or mistyped
+    value still yields exactly the original's two messages.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, **kwargs)
+
+    def checks(self) -> list[tuple[str, Callable[[Any], bool], str]]:
+        bound = (
+            "max",
+            lambda v: not is_number(v) or v <= MAX_DB_INT,
+            f"{{name}} must not be greater than {MAX_DB_INT}",
+        )
+        return [bound, *super().checks()]
+
+
+class PriceField(fields.MoneyField):
+    """``@IsNumber @Min(0)`` of the original; the upper bound, again, speaks only for numbers."""
+
+    def checks(self) -> list[tuple[str, Callable[[Any], bool], str]]:
+        return [
+            (key, _only_for_numbers(passes) if key == "max" else passes, message)
+            for key, passes, message in super().checks()
+        ]
+
+
+def _only_for_numbers(passes: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: not is_number(value) or passes(value)
+
+
+class ContractCreateInput(StrictSerializer):
+    """``CreateContractDto``: fields in the original's declaration order (message order)."""
+
+    catering_company_id = fields.UUIDField()
+    client_company_id = fields.UUIDField()
+    start_date = fields.IsoDateField(required=False, allow_null=True)
+    end_date = fields.IsoDateField(required=False, allow_null=True)
+    price_per_service = PriceField()
+    flexible_quantity = fields.BooleanField(required=False, allow_null=True)
+    min_daily_quantity = BoundedIntegerField()
+    max_daily_quantity = BoundedIntegerField()
+    notice_period_hours = BoundedIntegerField()
+    service_days = fields.IntArrayField(min_size=1, min_value=1, max_value=7, unique=True)
+
+
+class ContractListQuery(StrictSerializer):
+    status = fields.ChoiceField(choices=ContractStatus.values)
+
+
+class ContractOutput(ApiModelSerializer):
+    """Reference §3.5's contract object, then ``cateringName`` / ``clientName``."""
+
+    catering_company_id = serializers.UUIDField(read_only=True)
+    client_company_id = serializers.UUIDField(read_only=True)
+    price_per_service = serializers.FloatField(read_only=True)
+    service_days = serializers.SerializerMethodField()
+    catering_name = serializers.CharField(source="catering_company.name", read_only=True)
+    client_name = serializers.CharField(source="client_company.name", read_only=True)
+
+    class Meta:
+        model = Contract
+        fields = (
+            "id",
+            "catering_company_id",
+            "client_company_id",
+            "start_date",
+            "end_date",
+            "price_per_service",
+            "flexible_quantity",
+            "min_daily_quantity",
+            "max_daily_quantity",
+            "notice_period_hours",
+            "status",
+            "created_at",
+            "updated_at",
+            "service_days",
+            "catering_name",
+            "client_name",
+        )
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField(min_value=1)))
+    def get_service_days(self, obj: Contract) -> list[int]:
+        # Served from the prefetch cache (ordered by id = insertion order), never a query each.
+        return [weekday.day_of_week for weekday in obj.weekdays.all()]
+
+    def to_representation(self, instance: Contract) -> dict[str, Any]:
+        # Hand-written for the hot list endpoint (a page of up to 500 contracts): the declared
+        # fields above still describe the schema, and a test pins this output to them.
+        return {
+            "id": str(instance.id),
+            "catering_company_id": str(instance.catering_company_id),
+            "client_company_id": str(instance.client_company_id),
+            "start_date": instance.start_date.isoformat(),
+            "end_date": instance.end_date.isoformat() if instance.end_date else None,
+            "price_per_service": float(instance.price_per_service),
+            "flexible_quantity": instance.flexible_quantity,
+            "min_daily_quantity": instance.min_daily_quantity,
+            "max_daily_quantity": instance.max_daily_quantity,
+            "notice_period_hours": instance.notice_period_hours,
+            "status": instance.status,
+            "created_at": iso_ms(instance.created_at),
+            "updated_at": iso_ms(instance.updated_at),
+            "service_days": self.get_service_days(instance),
+            "catering_name": instance.catering_company.name,
+            "client_name": instance.client_company.name,
+        }
