@@ -22,6 +22,24 @@ SCHEDULE: list[PeriodicJob] = [
     PeriodicJob(
         name="outbox dispatch", task="outbox.dispatch", every_seconds=5, expires_seconds=30
     ),
+    PeriodicJob(
+        name="generate service days",
+        task="servicedays.generate_upcoming",
+        crontab="0 0 * * *",
+        expires_seconds=3600,
+    ),
+    PeriodicJob(
+        name="apply expected-quantity fallback",
+        task="servicedays.apply_fallback",
+        crontab="0 * * * *",
+        expires_seconds=1800,
+    ),
+    PeriodicJob(
+        name="purge expired auth tokens",
+        task="companies.auth_tokens_purge_expired",
+        crontab="30 3 * * *",
+        expires_seconds=3600,
+    ),
 ]
 
 MANAGED_PREFIX = "chefops: "

@@ -1,0 +1,456 @@
+"""HTTP load benchmark of the read paths (SPEC §6) against gunicorn on PostgreSQL.
+
+    .venv/bin/python bench/http_load.py [--duration 10] [--concurrency 16] [--port 8765]
+
+Steps: create/migrate the bench database (DATABASE_URL, default chefops_bench_http), load the
+data set with `manage.py bench_data --if-missing`, time the service-day generation job for every
+ACTIVE contract (8-day window, on an emptied window, then the idempotent re-run), start
+`gunicorn chefops.wsgi -c gunicorn.conf.py`, then per endpoint run `--concurrency` threads with
+keep-alive http.client connections for `--duration` seconds (bounded by `--max-requests`) and
+report requests/s and p50/p95/p99. Results: stdout and bench/results/http.md. Only 127.0.0.1
+is ever contacted; gunicorn is always stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/chefops_bench_http"
+HOST = "127.0.0.1"
+TARGET_P95_MS = 50.0
+TARGET_HEALTH_RPS = 1500.0
+
+
+@dataclass
+class Result:
+    name: str
+    path_example: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    elapsed_s: float = 0.0
+    note: str = ""
+    server_cpu_ms: float = float("nan")  # gunicorn worker CPU per request
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies_ms)
+
+    def pct(self, p: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+        return ordered[index]
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def server_env(db_url: str, port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "PORT": str(port),
+            "DJANGO_ENV": "development",
+            "DEBUG": "false",  # DEBUG keeps every query in memory and adds overhead
+            "LOG_LEVEL": "WARNING",
+            "ACCESS_TOKEN_MINUTES": "240",
+            "DEMO_SEED_ENABLED": "false",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # Worker recycling (every ~2000 requests in production) would restart workers
+            # every few seconds at benchmark rates and measure start-up, not requests.
+            "GUNICORN_MAX_REQUESTS": "0",
+        }
+    )
+    env.pop("REDIS_URL", None)  # the read paths need no cache or broker
+    return env
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> str:
+    done = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return done.stdout.strip()
+
+
+def ensure_database(db_url: str) -> None:
+    import psycopg
+
+    name = db_url.rsplit("/", 1)[1]
+    admin_url = db_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def django_setup(env: dict[str, str]) -> None:
+    for key in ("DATABASE_URL", "DJANGO_ENV", "DEBUG", "LOG_LEVEL", "ACCESS_TOKEN_MINUTES"):
+        os.environ[key] = env[key]
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chefops.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def prepare(env: dict[str, str]) -> dict[str, Any]:
+    """Tokens, ids and the generation timing, computed in this process through Django."""
+    from django.db import connection
+
+    from companies.authentication import access_token_for
+    from companies.models import User
+    from contracts.models import Contract
+    from servicedays import jobs, rules
+    from servicedays.management.commands.bench_data import catering_email, client_email
+    from servicedays.models import ServiceDay
+
+    client_user = User.objects.select_related("company").get(email=client_email(0))
+    caterer_user = User.objects.select_related("company").get(email=catering_email(0))
+    client_contracts = [
+        str(pk)
+        for pk in Contract.objects.filter(client_company=client_user.company).values_list(
+            "pk", flat=True
+        )
+    ]
+    today = datetime.now(UTC).date()
+
+    # Generation job: empty today's window first so the timed run really inserts.
+    window = ServiceDay.objects.filter(service_date__gte=today)
+    window.delete()
+    first = jobs.service_days_generate_upcoming()
+    second = jobs.service_days_generate_upcoming()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM servicedays_serviceday")
+        service_days = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM companies_company")
+        companies = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM contracts_contract")
+        contracts = cursor.fetchone()[0]
+    connection.close()
+    monday = rules.monday_of_week(today)
+    return {
+        "client_token": access_token_for(client_user),
+        "caterer_token": access_token_for(caterer_user),
+        "client_contracts": client_contracts,
+        "caterer_contracts": Contract.objects.filter(catering_company=caterer_user.company).count(),
+        "from": (today - timedelta(days=29)).isoformat(),
+        "to": today.isoformat(),
+        "monday": (monday - timedelta(days=7)).isoformat(),
+        "generation": first,
+        "generation_rerun": second,
+        "data": {"companies": companies, "contracts": contracts, "service_days": service_days},
+    }
+
+
+def start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [GUNICORN, "chefops.wsgi", "-c", "gunicorn.conf.py", "--bind", f"{HOST}:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    give_up = time.monotonic() + 60
+    while time.monotonic() < give_up:
+        if proc.poll() is not None:
+            raise SystemExit("gunicorn exited during start-up")
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=2)
+            conn.request("GET", "/api/health")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.2)
+    stop_gunicorn(proc)
+    raise SystemExit("gunicorn did not answer /api/health within 60 s")
+
+
+def stop_gunicorn(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)  # the master stops its workers
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def worker_pids(proc: subprocess.Popen[bytes]) -> list[str]:
+    try:
+        return Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
+def workers_cpu_s(proc: subprocess.Popen[bytes]) -> float:
+    """CPU seconds (user + system) used so far by gunicorn's workers, from /proc."""
+    total = 0
+    for pid in worker_pids(proc):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def worker_rss_mb(proc: subprocess.Popen[bytes]) -> list[float]:
+    """Resident memory of gunicorn's workers (children of the master), from /proc."""
+    out: list[float] = []
+    for pid in worker_pids(proc):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return out
+
+
+def load(
+    port: int,
+    name: str,
+    paths: list[str],
+    token: str | None,
+    *,
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+) -> Result:
+    result = Result(name=name, path_example=paths[0])
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    lock = threading.Lock()
+    stop_at = time.monotonic() + duration
+    issued = [0]
+
+    def worker(offset: int) -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=30)
+        latencies: list[float] = []
+        errors = 0
+        n = offset
+        try:
+            while time.monotonic() < stop_at:
+                with lock:
+                    if issued[0] >= max_requests:
+                        break
+                    issued[0] += 1
+                path = paths[n % len(paths)]
+                n += concurrency
+                began = time.perf_counter()
+                try:
+                    conn.request("GET", path, headers=headers)
+                    response = conn.getresponse()
+                    response.read()
+                    ok = 200 <= response.status < 300
+                except (OSError, http.client.HTTPException):
+                    ok = False
+                    conn.close()
+                    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+                latencies.append((time.perf_counter() - began) * 1000)
+                errors += 0 if ok else 1
+        finally:
+            conn.close()
+            with lock:
+                result.latencies_ms.extend(latencies)
+                result.errors += errors
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=duration + 60)
+    result.elapsed_s = time.monotonic() - began
+    return result
+
+
+def probe(port: int, path: str, token: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    response = conn.getresponse()
+    body = response.read().decode(errors="replace")
+    conn.close()
+    return response.status, body
+
+
+def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespace) -> str:
+    gen, rerun = ctx["generation"], ctx["generation_rerun"]
+    data = ctx["data"]
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        "# HTTP benchmark (bench/http_load.py)",
+        "",
+        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
+        f"Python {platform.python_version()}; load driver on the same machine",
+        f"- data: {data['companies']} companies, {data['contracts']} contracts, "
+        f"{data['service_days']} service days (PostgreSQL)",
+        f"- server: gunicorn chefops.wsgi -c gunicorn.conf.py (WEB_CONCURRENCY="
+        f"{os.environ.get('WEB_CONCURRENCY', '3')}, GUNICORN_THREADS="
+        f"{os.environ.get('GUNICORN_THREADS', '4')}, no worker recycling), DEBUG off",
+        f"- load: {args.concurrency} concurrent keep-alive connections, {args.duration:.0f} s "
+        f"per endpoint (at most {args.max_requests} requests)",
+        f"- machine load average (1 min) before/after: {ctx['load_before']:.1f} / "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine skews the figures)",
+        "",
+        "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | web CPU ms/req "
+        "| target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        if r.note:
+            lines.append(f"| {r.name} | - | - | - | - | - | - | - | {r.note} |")
+            continue
+        if r.name == "health":
+            verdict = "ok" if r.rps >= TARGET_HEALTH_RPS else "MISSED"
+            target = f"≥ {TARGET_HEALTH_RPS:.0f} req/s: {verdict}"
+        else:
+            verdict = "ok" if r.pct(95) <= TARGET_P95_MS else "MISSED"
+            target = f"p95 ≤ {TARGET_P95_MS:.0f} ms: {verdict}"
+        lines.append(
+            f"| {r.name} | {r.count} | {r.errors} | {r.rps:.0f} | {r.pct(50):.1f} | "
+            f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.server_cpu_ms:.1f} | {target} |"
+        )
+    verdict = "ok" if gen.duration_ms <= 5000 else "MISSED"
+    lines += [
+        "",
+        "| job | contracts | rows inserted | duration | target |",
+        "|---|---:|---:|---:|---|",
+        f"| generate service days, 8-day window | {gen.active_contracts} | {gen.inserted} | "
+        f"{gen.duration_ms} ms | ≤ 5 s: {verdict} |",
+        f"| same, idempotent re-run | {rerun.active_contracts} | {rerun.inserted} | "
+        f"{rerun.duration_ms} ms | - |",
+        "",
+        "web CPU ms/req: CPU time of the gunicorn workers divided by the requests served (the "
+        "part of the latency that other processes on the machine cannot inflate; PostgreSQL "
+        "and the load driver are not included).",
+        "",
+        "Endpoints: " + "; ".join(f"{r.name} `{r.path_example}`" for r in results),
+    ]
+    if ctx.get("rss"):
+        rss = ", ".join(f"{v:.0f}" for v in ctx["rss"])
+        lines.append(f"\nWorker RSS after the run (MB): {rss}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="cap per endpoint")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "http.md"))
+    args = parser.parse_args()
+    if "bench" not in args.db_url.rsplit("/", 1)[1]:
+        raise SystemExit("the database name must contain 'bench'")
+
+    env = server_env(args.db_url, args.port)
+    ensure_database(args.db_url)
+    print("migrating…", flush=True)
+    run([PYTHON, "manage.py", "migrate", "--noinput"], env)
+    print(run([PYTHON, "manage.py", "bench_data", "--if-missing"], env, timeout=900), flush=True)
+    django_setup(env)
+    ctx = prepare(env)
+    print(ctx["generation"].line(), flush=True)
+
+    client_auth, caterer_auth = ctx["client_token"], ctx["caterer_token"]
+    contracts = ctx["client_contracts"]
+    endpoints: list[tuple[str, list[str], str | None]] = [
+        ("health", ["/api/health"], None),
+        ("contract list (caterer, 100 contracts)", ["/api/contracts?limit=100"], caterer_auth),
+        (
+            "service-day range (30 days)",
+            [
+                f"/api/contracts/{c}/service-days?from={ctx['from']}&to={ctx['to']}"
+                for c in contracts
+            ],
+            client_auth,
+        ),
+        (
+            "weekly report",
+            [f"/api/contracts/{c}/reports/weekly?weekStart={ctx['monday']}" for c in contracts],
+            client_auth,
+        ),
+        ("finance metrics", ["/api/contracts/finance-metrics"], client_auth),
+    ]
+
+    ctx["load_before"] = os.getloadavg()[0]
+    server = start_gunicorn(env, args.port)
+    results: list[Result] = []
+    try:
+        for name, paths, token in endpoints:
+            if token is not None:
+                status, body = probe(args.port, paths[0], token)
+                if status != 200:
+                    note = f"not measured: {status} {json.loads(body).get('message', '')}"
+                    results.append(Result(name=name, path_example=paths[0], note=note))
+                    print(f"{name}: {note}", flush=True)
+                    continue
+                if name.startswith("contract list") and len(json.loads(body)) < 100:
+                    print(f"{name}: warning, fewer than 100 contracts returned", flush=True)
+            # warm-up: let every worker open its database connection
+            load(args.port, name, paths, token, concurrency=args.concurrency, duration=1.0,
+                 max_requests=2000)  # fmt: skip
+            cpu_before = workers_cpu_s(server)
+            result = load(
+                args.port,
+                name,
+                paths,
+                token,
+                concurrency=args.concurrency,
+                duration=args.duration,
+                max_requests=args.max_requests,
+            )
+            if result.count:
+                result.server_cpu_ms = (workers_cpu_s(server) - cpu_before) * 1000 / result.count
+            results.append(result)
+            print(
+                f"{name}: {result.count} requests, {result.errors} errors, {result.rps:.0f} req/s, "
+                f"p50 {result.pct(50):.1f} ms, p95 {result.pct(95):.1f} ms, "
+                f"p99 {result.pct(99):.1f} ms",
+                flush=True,
+            )
+        ctx["rss"] = worker_rss_mb(server)
+    finally:
+        stop_gunicorn(server)
+
+    report = markdown(results, ctx, args)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(report)
+    print()
+    print(report)
+    if statistics.fmean([r.errors for r in results if not r.note] or [0]) > 0:
+        raise SystemExit("some requests failed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Thin HTTP layer of service days, weekly reports and finance metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chefops.api.fields import parse_path_uuid
+from chefops.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, PagePagination
+from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
+from chefops.api.serializers import validated_body, validated_query
+from companies.models import CompanyType, User
+from servicedays import selectors, services
+from servicedays.serializers import (
+    ConfirmExpectedInput,
+    ConfirmServedInput,
+    FinanceMetricsSerializer,
+    GenerateInput,
+    ServiceDayRangeQuery,
+    ServiceDaySerializer,
+    WeeklyReportQuery,
+    WeeklyReportSerializer,
+    service_day_data,
+    weekly_report_csv,
+    weekly_report_data,
+)
+
+TAGS = ["service days"]
+
+
+def _date_param(name: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        name, str, required=True, description="YYYY-MM-DD or an ISO 8601 instant (UTC date)"
+    )
+
+
+def _user(request: Request) -> User:
+    user = request.user
+    assert isinstance(user, User)  # guaranteed by IsCompanyMember
+    return user
+
+
+def _first_page_size(request: Request) -> int | None:
+    """The page size when the first page is asked for with valid paging, else None (the
+    generic paginator then handles the request and reports invalid values)."""
+    page = request.query_params.get("page")
+    limit = request.query_params.get("limit")
+    if page not in (None, "1"):
+        return None
+    if limit is None:
+        return DEFAULT_LIMIT
+    if limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
+        return int(limit)
+    return None
+
+
+class ServiceDayListApi(APIView):
+    permission_classes = [IsCompanyMember]
+
+    @extend_schema(
+        tags=TAGS,
+        summary="A contract's service days in [from, to] (inclusive), by date",
+        parameters=[
+            _date_param("from"),
+            _date_param("to"),
+            OpenApiParameter("page", int, required=False, description="Page number, from 1"),
+            OpenApiParameter(
+                "limit", int, required=False, description="Items per page (default 100, max 500)"
+            ),
+        ],
+        responses={200: ServiceDaySerializer(many=True)},
+    )
+    def get(self, request: Request, contract_id: str) -> Response:
+        pk = parse_path_uuid(contract_id)
+        query = validated_query(ServiceDayRangeQuery, request)
+        company = _user(request).company
+        assert company is not None
+        paginator = PagePagination()
+        size = _first_page_size(request)
+        if size is not None:
+            # Usually the whole range fits in the first page: one query, and no COUNT since
+            # a page that is not full is the total.
+            rows = selectors.service_days_first_rows(
+                contract_id=pk,
+                company=company,
+                from_date=query["from"],
+                to_date=query["to"],
+                limit=size + 1,
+            )
+            if len(rows) <= size:
+                paginator.request, paginator.page, paginator.limit = request, 1, size
+                paginator.total = len(rows)
+                return paginator.get_paginated_response([service_day_data(d) for d in rows])
+        days = selectors.service_days_in_range(
+            contract_id=pk, company=company, from_date=query["from"], to_date=query["to"]
+        )
+        page = paginator.paginate_queryset(days, request, self)
+        return paginator.get_paginated_response([service_day_data(day) for day in page])
+
+
+class ServiceDayGenerateApi(APIView):
+    permission_classes = [IsCompanyMember]
+
+    @extend_schema(
+        tags=TAGS,
+        summary="Create the missing days of [fromDate, toDate] (MANAGER or ADMIN of a party)",
+        request=GenerateInput,
+        responses={201: ServiceDaySerializer(many=True)},
+    )
+    def post(self, request: Request, contract_id: str) -> Response:
+        pk = parse_path_uuid(contract_id)
+        data = validated_body(GenerateInput, request)
+        created = services.service_days_generate(
+            contract_id=pk,
+            user=_user(request),
+            from_date=data["from_date"],
+            to_date=data["to_date"],
+        )
+        return Response([service_day_data(day) for day in created], status=201)
+
+
+class ConfirmExpectedApi(APIView):
+    permission_classes = [IsCompanyMember]
+
+    @extend_schema(
+        tags=TAGS,
+        summary="The client confirms the expected quantity before the notice deadline",
+        request=ConfirmExpectedInput,
+        responses={201: ServiceDaySerializer},
+    )
+    def post(self, request: Request, service_day_id: str) -> Response:
+        user = _user(request)
+        require_company_type(user, CompanyType.CLIENT)  # the type guard runs before validation
+        pk = parse_path_uuid(service_day_id)
+        data = validated_body(ConfirmExpectedInput, request)
+        day = services.service_day_confirm_expected(
+            service_day_id=pk, user=user, expected_quantity=data["expected_quantity"]
+        )
+        return Response(service_day_data(day), status=201)
+
+
+class ConfirmServedApi(APIView):
+    permission_classes = [IsCompanyMember]
+
+    @extend_schema(
+        tags=TAGS,
+        summary="The caterer confirms the served quantity on or after the day",
+        request=ConfirmServedInput,
+        responses={201: ServiceDaySerializer},
+    )
+    def post(self, request: Request, service_day_id: str) -> Response:
+        user = _user(request)
+        require_company_type(user, CompanyType.CATERING)
+        pk = parse_path_uuid(service_day_id)
+        data = validated_body(ConfirmServedInput, request)
+        day = services.service_day_confirm_served(
+            service_day_id=pk, user=user, served_quantity=data["served_quantity"]
+        )
+        return Response(service_day_data(day), status=201)
+
+
+WEEK_START_PARAM = OpenApiParameter(
+    "weekStart",
+    str,
+    required=True,
+    description="First day of the report (YYYY-MM-DD or an ISO instant); need not be a Monday",
+)
+
+
+class WeeklyReportApi(APIView):
+    permission_classes = [IsCompanyMember]
+
+    @extend_schema(
+        tags=["reports"],
+        summary="Seven days of a contract from weekStart, with totals and costs",
+        parameters=[WEEK_START_PARAM],
+        responses={200: WeeklyReportSerializer},
+    )
+    def get(self, request: Request, contract_id: str) -> Response:
+        pk = parse_path_uuid(contract_id)
+        query = validated_query(WeeklyReportQuery, request)
+        report = selectors.weekly_report_for(
+            contract_id=pk,
+            company=_user(request).company,  # type: ignore[arg-type]
+            week_start=query["week_start"],
+        )
+        return Response(weekly_report_data(report))
+
+
+class JsonErrorsNegotiation(BaseContentNegotiation):
+    """The CSV view answers errors as JSON whatever ``Accept`` says (never a 406)."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class WeeklyReportCsvApi(APIView):
+    permission_classes = [IsCompanyMember]
+    content_negotiation_class = JsonErrorsNegotiation
+
+    @extend_schema(
+        tags=["reports"],
+        summary="The weekly report as a CSV download",
+        parameters=[WEEK_START_PARAM],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
+    )
+    def get(self, request: Request, contract_id: str) -> HttpResponse:
+        pk = parse_path_uuid(contract_id)
+        query = validated_query(WeeklyReportQuery, request)
+        report = selectors.weekly_report_for(
+            contract_id=pk,
+            company=_user(request).company,  # type: ignore[arg-type]
+            week_start=query["week_start"],
+        )
+        response = HttpResponse(weekly_report_csv(report), content_type="text/csv; charset=utf-8")
+        # The raw parameter passed the ISO 8601 pattern, so it holds no quote or separator.
+        raw = request.query_params["weekStart"]
+        response["Content-Disposition"] = f'attachment; filename="weekly-report-{pk}-{raw}.csv"'
+        return response
+
+
+class FinanceMetricsApi(APIView):
+    permission_classes = [IsCompanyMember, IsClientCompany]
+
+    @extend_schema(
+        tags=["contracts"],
+        summary="Budget, KPIs and recent services of the calling CLIENT company",
+        responses={200: FinanceMetricsSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        metrics = selectors.finance_metrics_for(
+            company=_user(request).company,  # type: ignore[arg-type]
+            now=timezone.now(),
+        )
+        return Response(metrics)

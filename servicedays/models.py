@@ -1,0 +1,78 @@
+"""Service days: one row per (contract, calendar date) on which the caterer serves the client."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from contracts.models import Contract
+
+
+class ServiceDayStatus(models.TextChoices):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+
+
+class ServiceDay(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No separate FK index: the unique (contract, service_date) index already leads with it.
+    contract = models.ForeignKey(
+        Contract, on_delete=models.CASCADE, related_name="service_days", db_index=False
+    )
+    # A calendar date with no time of day; every rule reads it as 00:00 UTC.
+    service_date = models.DateField()
+    expected_quantity = models.IntegerField(null=True, blank=True)
+    served_quantity = models.IntegerField(null=True, blank=True)
+    expected_confirmed_at = models.DateTimeField(null=True, blank=True)
+    served_confirmed_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ServiceDayStatus.choices, default=ServiceDayStatus.PENDING
+    )
+    # Python-side defaults (not now() in SQL) so tests that move the clock see their time;
+    # the set-based generation job passes the same instant explicitly.
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["service_date", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contract", "service_date"], name="serviceday_contract_date_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_quantity__isnull=True) | Q(expected_quantity__gte=0),
+                name="serviceday_expected_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(served_quantity__isnull=True) | Q(served_quantity__gte=0),
+                name="serviceday_served_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ServiceDayStatus.values), name="serviceday_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=ServiceDayStatus.CONFIRMED) | Q(served_quantity__isnull=False),
+                name="serviceday_confirmed_has_served",
+            ),
+        ]
+        indexes = [
+            # The hot path: a contract's days in a date range, newest first (SPEC §5.3).
+            models.Index(
+                fields=["contract", "-service_date"], name="serviceday_contract_date_desc"
+            ),
+            models.Index(fields=["service_date"], name="serviceday_date_idx"),
+            models.Index(fields=["contract", "status"], name="serviceday_contract_status_idx"),
+            # The hourly fallback only ever looks at days still waiting for an expected
+            # quantity; a partial index keeps that scan tiny on a table of millions of rows.
+            models.Index(
+                fields=["service_date"],
+                condition=Q(expected_quantity__isnull=True, status=ServiceDayStatus.PENDING),
+                name="serviceday_fallback_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} {self.service_date.isoformat()} ({self.status})"

@@ -1,0 +1,319 @@
+"""Input (strict) and output serializers of the service-day, report and metrics APIs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chefops.api import fields
+from chefops.api.serializers import ApiModelSerializer, StrictSerializer
+from servicedays import rules
+from servicedays.models import ServiceDay, ServiceDayStatus
+from servicedays.selectors import WeeklyReport
+
+# --- Input ------------------------------------------------------------------------------------
+# The shared strict fields carry no OpenAPI type; these thin subclasses give them one.
+
+
+@extend_schema_field(OpenApiTypes.DATE)
+class DateInput(fields.IsoDateField):
+    pass
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IntInput(fields.IntegerField):
+    pass
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class TextInput(fields.StringField):
+    pass
+
+
+class ServiceDayRangeQuery(StrictSerializer):
+    """``?from=&to=`` (both required ISO dates) plus the paging parameters of every list."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so the fields are declared here rather than as attributes.
+        return {
+            "from": DateInput(),
+            "to": DateInput(),
+            "page": TextInput(required=False),
+            "limit": TextInput(required=False),
+        }
+
+
+class GenerateInput(StrictSerializer):
+    from_date = DateInput()
+    to_date = DateInput()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if rules.inclusive_day_count(attrs["from_date"], attrs["to_date"]) > (
+            rules.MAX_GENERATION_DAYS
+        ):
+            raise fields.api_error(
+                [f"The range fromDate..toDate must not exceed {rules.MAX_GENERATION_DAYS} days"]
+            )
+        return attrs
+
+
+class ConfirmExpectedInput(StrictSerializer):
+    expected_quantity = IntInput(min_value=0)
+
+
+class ConfirmServedInput(StrictSerializer):
+    served_quantity = IntInput(min_value=0)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class WeekStartField(fields.IsoDateField):
+    """Like the original, the week starts at the instant sent (UTC midnight for a plain date);
+    the rows are those whose date lies between that instant's UTC date and six days later."""
+
+    def convert(self, value: Any) -> datetime:
+        day = super().convert(value)
+        if len(value) == 10:
+            return rules.utc_midnight(day)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+
+
+class WeeklyReportQuery(StrictSerializer):
+    week_start = WeekStartField()
+
+
+# --- Output -----------------------------------------------------------------------------------
+
+
+class ServiceDaySerializer(ApiModelSerializer):
+    """The service-day object of reference §3.6: all ten keys, nulls explicit."""
+
+    contract_id = serializers.UUIDField(read_only=True)
+    service_date = serializers.DateField(format="%Y-%m-%d", read_only=True)
+
+    class Meta:
+        model = ServiceDay
+        fields = [
+            "id",
+            "contract_id",
+            "service_date",
+            "expected_quantity",
+            "served_quantity",
+            "expected_confirmed_at",
+            "served_confirmed_at",
+            "status",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else fields.iso_ms(value)
+
+
+def service_day_data(day: ServiceDay) -> dict[str, Any]:
+    """What ServiceDaySerializer describes, built directly: lists render many of these and a
+    ModelSerializer per row is most of the cost of the request."""
+    return {
+        "id": str(day.pk),
+        "contract_id": str(day.contract_id),
+        "service_date": day.service_date.isoformat(),
+        "expected_quantity": day.expected_quantity,
+        "served_quantity": day.served_quantity,
+        "expected_confirmed_at": _iso(day.expected_confirmed_at),
+        "served_confirmed_at": _iso(day.served_confirmed_at),
+        "status": day.status,
+        "created_at": fields.iso_ms(day.created_at),
+        "updated_at": fields.iso_ms(day.updated_at),
+    }
+
+
+class CompanyRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class ReportDaySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    service_date = serializers.DateField()
+    expected_quantity = serializers.IntegerField(allow_null=True)
+    served_quantity = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(choices=ServiceDayStatus.choices)
+    cost = serializers.FloatField()
+
+
+class ReportEntrySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    day_of_week = serializers.CharField(help_text="English short weekday name: Mon … Sun (UTC)")
+    expected_quantity = serializers.IntegerField(allow_null=True)
+    served_quantity = serializers.IntegerField(allow_null=True)
+    difference = serializers.IntegerField(
+        allow_null=True, help_text="servedQuantity - expectedQuantity, null unless both are set"
+    )
+    status = serializers.ChoiceField(choices=ServiceDayStatus.choices)
+
+
+class ReportSummarySerializer(serializers.Serializer):
+    total_days = serializers.IntegerField()
+    confirmed_days = serializers.IntegerField()
+    pending_days = serializers.IntegerField()
+    total_expected = serializers.IntegerField()
+    total_served = serializers.IntegerField()
+    total_cost = serializers.FloatField()
+
+
+class ReportTotalsSerializer(serializers.Serializer):
+    total_expected = serializers.IntegerField()
+    total_served = serializers.IntegerField()
+    total_difference = serializers.IntegerField(
+        help_text="Sum of the per-day differences that are known"
+    )
+
+
+class WeeklyReportSerializer(serializers.Serializer):
+    """The original's keys, plus weekStart/weekEnd/entries/totals that the frontend reads."""
+
+    contract_id = serializers.UUIDField()
+    catering_company = CompanyRefSerializer()
+    client_company = CompanyRefSerializer()
+    price_per_service = serializers.FloatField()
+    week_start_date = serializers.CharField(help_text="ISO instant (UTC, ms)")
+    week_end_date = serializers.CharField(help_text="ISO instant (UTC, ms)")
+    summary = ReportSummarySerializer()
+    service_days = ReportDaySerializer(many=True)
+    week_start = serializers.DateField()
+    week_end = serializers.DateField()
+    entries = ReportEntrySerializer(many=True)
+    totals = ReportTotalsSerializer()
+
+
+def weekly_report_data(report: WeeklyReport) -> dict[str, Any]:
+    confirmed = report.confirmed_days
+    return {
+        "contract_id": str(report.contract_id),
+        "catering_company": {"id": str(report.catering.id), "name": report.catering.name},
+        "client_company": {"id": str(report.client.id), "name": report.client.name},
+        "price_per_service": rules.as_json_number(report.price),
+        "week_start_date": fields.iso_ms(report.week_start),
+        "week_end_date": fields.iso_ms(report.week_end),
+        "summary": {
+            "total_days": len(report.days),
+            "confirmed_days": confirmed,
+            "pending_days": len(report.days) - confirmed,
+            "total_expected": report.total_expected,
+            "total_served": report.total_served,
+            "total_cost": rules.as_json_number(report.total_cost),
+        },
+        "service_days": [
+            {
+                "id": str(day.pk),
+                "service_date": day.service_date.isoformat(),
+                "expected_quantity": day.expected_quantity,
+                "served_quantity": day.served_quantity,
+                "status": day.status,
+                "cost": rules.as_json_number(report.cost(day)),
+            }
+            for day in report.days
+        ],
+        "week_start": report.first_date.isoformat(),
+        "week_end": report.last_date.isoformat(),
+        "entries": [
+            {
+                "date": day.service_date.isoformat(),
+                "day_of_week": rules.weekday_short_name(day.service_date),
+                "expected_quantity": day.expected_quantity,
+                "served_quantity": day.served_quantity,
+                "difference": rules.difference(day.served_quantity, day.expected_quantity),
+                "status": day.status,
+            }
+            for day in report.days
+        ],
+        "totals": {
+            "total_expected": report.total_expected,
+            "total_served": report.total_served,
+            "total_difference": report.total_difference,
+        },
+    }
+
+
+class AmountTrendSerializer(serializers.Serializer):
+    current = serializers.IntegerField()
+    previous_month = serializers.IntegerField()
+    change = serializers.FloatField()
+
+
+class UpcomingSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    estimated_cost = serializers.IntegerField()
+
+
+class KpisSerializer(serializers.Serializer):
+    cost_per_person = AmountTrendSerializer()
+    utilization_rate = AmountTrendSerializer()
+    contracts_with_deviation = serializers.IntegerField()
+    upcoming_services_week = UpcomingSerializer()
+
+
+class BudgetSerializer(serializers.Serializer):
+    consumed = serializers.IntegerField()
+    estimated = serializers.IntegerField()
+    projected_end_of_month = serializers.IntegerField()
+    previous_month = serializers.IntegerField()
+
+
+class RecentServiceSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    date = serializers.DateField()
+    contract_id = serializers.UUIDField()
+    catering_company_name = serializers.CharField()
+    client_company_name = serializers.CharField()
+    expected = serializers.IntegerField(allow_null=True)
+    actual = serializers.IntegerField(allow_null=True)
+    deviation = serializers.IntegerField(allow_null=True)
+    cost = serializers.FloatField(allow_null=True)
+    status = serializers.ChoiceField(choices=ServiceDayStatus.choices)
+
+
+class FinanceMetricsSerializer(serializers.Serializer):
+    budget = BudgetSerializer()
+    kpis = KpisSerializer()
+    recent_services = RecentServiceSerializer(many=True)
+
+
+def weekly_report_csv(report: WeeklyReport) -> str:
+    """The reference's CSV lines and columns, as proper CSV (a field with a comma or a quote
+    is quoted); lines joined with ``\\n`` and no trailing newline, like the original."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([f"Weekly Report - {report.catering.name} / {report.client.name}"])
+    writer.writerow([f"Week: {report.first_date.isoformat()} to {report.last_date.isoformat()}"])
+    writer.writerow([f"Price per Service: {rules.js_number_text(report.price)}"])
+    writer.writerow([])
+    writer.writerow(["Date", "Day", "Expected Quantity", "Served Quantity", "Status", "Cost"])
+    for day in report.days:
+        writer.writerow(
+            [
+                day.service_date.isoformat(),
+                rules.weekday_short_name(day.service_date),
+                "" if day.expected_quantity is None else day.expected_quantity,
+                "" if day.served_quantity is None else day.served_quantity,
+                day.status,
+                rules.money_text(report.cost(day)),
+            ]
+        )
+    writer.writerow([])
+    writer.writerow(["Total Days", len(report.days)])
+    writer.writerow(["Confirmed Days", report.confirmed_days])
+    writer.writerow(["Total Expected", report.total_expected])
+    writer.writerow(["Total Served", report.total_served])
+    writer.writerow(["Total Cost", rules.money_text(report.total_cost)])
+    return buffer.getvalue().removesuffix("\n")

@@ -1,0 +1,198 @@
+"""Writes on service days: on-demand generation and the two confirmations.
+
+Each service opens its transaction, locks what it changes, checks the rules in the documented
+order, writes, and emits its outbox event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from chefops.api.errors import BadRequest, Forbidden, NotFound
+from chefops.api.fields import iso_ms
+from chefops.api.permissions import MANAGERS, require_company_type, require_role
+from companies.models import CompanyType, User
+from contracts.models import Contract, ContractStatus
+from outbox.services import outbox_event_emit
+from servicedays import rules
+from servicedays.models import ServiceDay, ServiceDayStatus
+from servicedays.selectors import NOT_A_PARTY, contract_not_found, is_party
+
+
+def _company(user: User) -> Any:
+    if user.company is None:  # platform staff have no company and act only through the admin
+        raise Forbidden("This action requires a company account")
+    return user.company
+
+
+# --- Generation -------------------------------------------------------------------------------
+
+
+def service_days_generate(
+    *, contract_id: uuid.UUID, user: User, from_date: date, to_date: date
+) -> list[ServiceDay]:
+    """Create the missing days of [from, to] on the contract's weekdays, inside its period.
+
+    Insert-if-absent: rows that exist (created earlier, by the daily job, or concurrently)
+    are left alone, and only the rows this call created are returned, by date.
+    """
+    company = _company(user)
+    with transaction.atomic():
+        contract = Contract.objects.select_for_update().filter(pk=contract_id).first()
+        if contract is None:
+            raise contract_not_found(contract_id)
+        if not is_party(contract, company):
+            raise Forbidden(NOT_A_PARTY)
+        require_role(user, MANAGERS)
+        if contract.status != ContractStatus.ACTIVE:
+            raise BadRequest("Can only generate service days for ACTIVE contracts")
+        weekdays = list(contract.weekdays.values_list("day_of_week", flat=True))
+        dates = rules.dates_on_weekdays(
+            from_date,
+            to_date,
+            weekdays,
+            start_date=contract.start_date,
+            end_date=contract.end_date,
+        )
+        if not dates:
+            return []
+        now = timezone.now()
+        candidates = [
+            ServiceDay(
+                id=uuid.uuid4(),
+                contract_id=contract.pk,
+                service_date=day,
+                created_at=now,
+                updated_at=now,
+            )
+            for day in dates
+        ]
+        ServiceDay.objects.bulk_create(candidates, ignore_conflicts=True)
+        # With ignore_conflicts the database does not say which rows went in; the ids we
+        # chose do: a candidate that lost to an existing row simply is not there.
+        return list(
+            ServiceDay.objects.filter(pk__in=[c.pk for c in candidates]).order_by("service_date")
+        )
+
+
+# --- Confirmations ----------------------------------------------------------------------------
+
+
+def _locked_day(service_day_id: uuid.UUID) -> ServiceDay:
+    day = (
+        ServiceDay.objects.select_for_update(of=("self",))
+        .select_related("contract")
+        .filter(pk=service_day_id)
+        .first()
+    )
+    if day is None:
+        raise NotFound(f"Service day with id {service_day_id} not found")
+    return day
+
+
+def _require_active(contract: Contract) -> None:
+    if contract.status != ContractStatus.ACTIVE:
+        raise BadRequest(
+            f"Contract is {contract.status}, only ACTIVE contracts allow this operation"
+        )
+
+
+def _event_payload(day: ServiceDay) -> dict[str, Any]:
+    contract = day.contract
+    return {
+        "serviceDayId": str(day.pk),
+        "contractId": str(contract.pk),
+        "cateringCompanyId": str(contract.catering_company_id),
+        "clientCompanyId": str(contract.client_company_id),
+        "serviceDate": day.service_date.isoformat(),
+    }
+
+
+def service_day_confirm_expected(
+    *, service_day_id: uuid.UUID, user: User, expected_quantity: int
+) -> ServiceDay:
+    """The client states how many people to expect, before the notice deadline, once."""
+    require_company_type(user, CompanyType.CLIENT)
+    company = _company(user)
+    with transaction.atomic():
+        day = _locked_day(service_day_id)
+        contract = day.contract
+        if contract.client_company_id != company.pk:
+            raise Forbidden("Only the client company can confirm expected quantity")
+        _require_active(contract)
+        if day.status == ServiceDayStatus.CONFIRMED:
+            raise BadRequest("ServiceDay is already confirmed")
+        if day.expected_confirmed_at is not None:
+            raise BadRequest("Expected quantity has already been confirmed and cannot be changed")
+        now = timezone.now()
+        if not rules.within_notice_period(now, day.service_date, contract.notice_period_hours):
+            deadline = rules.notice_deadline(day.service_date, contract.notice_period_hours)
+            raise BadRequest(
+                f"Notice period of {contract.notice_period_hours} hours has passed. "
+                f"Deadline was {iso_ms(deadline)}"
+            )
+        if not rules.quantity_within_range(
+            expected_quantity, contract.min_daily_quantity, contract.max_daily_quantity
+        ):
+            raise BadRequest(
+                f"Expected quantity must be between {contract.min_daily_quantity} "
+                f"and {contract.max_daily_quantity}"
+            )
+        day.expected_quantity = expected_quantity
+        day.expected_confirmed_at = now
+        day.updated_at = now
+        day.save(update_fields=["expected_quantity", "expected_confirmed_at", "updated_at"])
+        outbox_event_emit(
+            event_type="servicedays.expected_confirmed",
+            aggregate_type="ServiceDay",
+            aggregate_id=day.pk,
+            payload={
+                **_event_payload(day),
+                "expectedQuantity": expected_quantity,
+                "confirmedAt": iso_ms(now),
+            },
+            actor=user,
+        )
+    return day
+
+
+def service_day_confirm_served(
+    *, service_day_id: uuid.UUID, user: User, served_quantity: int
+) -> ServiceDay:
+    """The caterer records how many were served, on or after the day; the day is then final."""
+    require_company_type(user, CompanyType.CATERING)
+    company = _company(user)
+    with transaction.atomic():
+        day = _locked_day(service_day_id)
+        contract = day.contract
+        if contract.catering_company_id != company.pk:
+            raise Forbidden("Only the catering company can confirm served quantity")
+        _require_active(contract)
+        if day.status == ServiceDayStatus.CONFIRMED:
+            raise BadRequest("ServiceDay is already confirmed")
+        now = timezone.now()
+        if not rules.served_allowed_on(rules.utc_today(now), day.service_date):
+            raise BadRequest("Served quantity can only be confirmed on or after the service date")
+        day.served_quantity = served_quantity
+        day.served_confirmed_at = now
+        day.status = ServiceDayStatus.CONFIRMED
+        day.updated_at = now
+        day.save(update_fields=["served_quantity", "served_confirmed_at", "status", "updated_at"])
+        outbox_event_emit(
+            event_type="servicedays.served_confirmed",
+            aggregate_type="ServiceDay",
+            aggregate_id=day.pk,
+            payload={
+                **_event_payload(day),
+                "expectedQuantity": day.expected_quantity,
+                "servedQuantity": served_quantity,
+                "confirmedAt": iso_ms(now),
+            },
+            actor=user,
+        )
+    return day
