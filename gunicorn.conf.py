@@ -5,6 +5,10 @@ stay well inside 512 MB and serve I/O-bound API requests concurrently.
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
@@ -21,3 +25,62 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 preload_app = False
+
+# --- Prometheus multiprocess mode (chefops/metrics.py) -------------------------------------
+# Every worker writes its metric values to mmap files in this directory and /metrics sums
+# them, so a scrape is right whichever worker answers. Set before any worker imports
+# prometheus_client (workers inherit the master's environment). Without PROMETHEUS_MULTIPROC_DIR
+# a private directory is made for this master and removed when it exits.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()  # noqa: S108
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(_shm, f"chefops-metrics-{os.getpid()}")
+    # Remembered in the environment: a SIGHUP reload reads this file again.
+    os.environ["CHEFOPS_METRICS_DIR_OWNED"] = "1"
+_METRICS_DIR_OWNED = os.environ.get("CHEFOPS_METRICS_DIR_OWNED") == "1"
+
+
+def on_starting(server: Any) -> None:
+    """Master start: an empty directory, so counters start from zero with the new code."""
+    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker ended (crash, timeout or max_requests recycling)."""
+    from prometheus_client import multiprocess
+
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    multiprocess.mark_process_dead(worker.pid, path)
+    merge_dead_worker_metrics(worker.pid, path)
+
+
+def on_exit(server: Any) -> None:
+    if _METRICS_DIR_OWNED:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def merge_dead_worker_metrics(pid: int, path: str) -> None:
+    """Fold a dead worker's counter/histogram files into one archive file per type.
+
+    Counters must keep what dead workers counted, but with max_requests recycling a file per
+    dead worker would pile up and make every scrape slower. Values are added to
+    `<type>_archive.db` (still read by MultiProcessCollector: the type is the name's prefix),
+    then the worker's file is removed. Only the master calls this, one worker at a time.
+    """
+    from prometheus_client.mmap_dict import MmapedDict
+
+    for kind in ("counter", "histogram", "summary"):
+        dead = Path(path) / f"{kind}_{pid}.db"
+        if not dead.exists():
+            continue
+        values = MmapedDict.read_all_values_from_file(str(dead))
+        archive = MmapedDict(str(Path(path) / f"{kind}_archive.db"))
+        try:
+            for key, value, _timestamp, _pos in values:
+                current, _ = archive.read_value(key)
+                archive.write_value(key, current + value, 0.0)
+        finally:
+            archive.close()
+        dead.unlink()

@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from chefops.admin import operations_view
 from chefops.api.errors import api_not_found
 from chefops.health import HealthView, ReadinessView
+from chefops.metrics import metrics_view
 
 
 class PublicSchemaView(SpectacularAPIView):
@@ -15,7 +17,9 @@ class PublicSwaggerView(SpectacularSwaggerView):
 
 
 urlpatterns = [
+    path("admin/operations/", admin.site.admin_view(operations_view), name="admin-operations"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/health", HealthView.as_view(), name="health"),
     path("api/health/ready", ReadinessView.as_view(), name="health-ready"),
     path("api/schema", PublicSchemaView.as_view(), name="schema"),

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from chefops import ops
+
+
+class Command(BaseCommand):
+    help = (
+        "Full restore of a `manage.py backup` file into the configured PostgreSQL database "
+        "(pg_restore --clean --if-exists --no-owner, in one transaction: all or nothing). "
+        "Replaces the data of every table in the backup; refuses without --yes."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="A chefops-*.dump file made by `manage.py backup`")
+        parser.add_argument(
+            "--yes", action="store_true", help="Confirm: overwrite the database with the backup"
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Check the file and list what it holds; change nothing",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        ops.require_postgres("restore")
+        path = Path(options["file"])
+        ops.check_backup_file(path)
+        tables = ops.backup_table_names(path)
+        database = connections["default"].settings_dict["NAME"]
+        if options["dry_run"]:
+            self.stdout.write(
+                f"dry run: {path} is a valid backup with {len(tables)} tables; restoring it "
+                f"would replace their data in database {database}"
+            )
+            return
+        if not options["yes"]:
+            raise CommandError(
+                f"restore replaces the data of {len(tables)} tables in database {database} "
+                f"with the content of {path}. Take a backup first, then re-run with --yes."
+            )
+        # Our own idle connection must not hold locks the restore's DROPs wait for.
+        connections.close_all()
+        started = time.monotonic()
+        result = ops.run_pg_tool(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                "--exit-on-error",
+                "--no-password",
+                f"--dbname={database}",
+                str(path),
+            ]
+        )
+        if result.returncode != 0:
+            error = ops.pg_tool_error("pg_restore", result)
+            raise CommandError(f"restore failed, database left unchanged: {error}")
+        self.stdout.write(
+            f"restored {path} into database {database}: {len(tables)} tables "
+            f"in {time.monotonic() - started:.1f}s"
+        )

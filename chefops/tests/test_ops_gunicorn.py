@@ -1,0 +1,304 @@
+"""Against a real gunicorn with two workers: summed metrics, and the post-deploy check.
+
+The server uses its own migrated SQLite database in a temporary directory, whichever database
+the rest of the suite runs on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "metrics-token-for-tests"
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback http
+    try:
+        with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
+            return res.status, res.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Server:
+    def __init__(self, base: str, metrics_dir: Path) -> None:
+        self.base = base
+        self.metrics_dir = metrics_dir
+
+    def health_count(self) -> float:
+        status, body = _get(f"{self.base}/metrics", TOKEN)
+        assert status == 200, body
+        total = 0.0
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                if (
+                    sample.name == "chefops_http_requests_total"
+                    and sample.labels["route"] == "api/health"
+                ):
+                    total += sample.value
+        return total
+
+    def health_count_by_worker(self) -> dict[str, float]:
+        counts = {}
+        for path in self.metrics_dir.glob("counter_*.db"):
+            counts[path.stem.split("_", 1)[1]] = sum(
+                value
+                for key, value, _ts, _pos in MmapedDict.read_all_values_from_file(str(path))
+                if '"api/health"' in key
+            )
+        return counts
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("gunicorn")
+    metrics_dir = tmp / "metrics"
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "RUN_DIR": str(tmp / "run"),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "METRICS_TOKEN": TOKEN,
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_99999.db").write_bytes(b"stale file from a previous run")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(f"{base}/api/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert proc.poll() is None, "gunicorn exited during start-up"
+            assert time.monotonic() < deadline, "gunicorn did not become healthy in 60 s"
+            time.sleep(0.2)
+        yield Server(base, metrics_dir)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_master_start_wipes_old_metric_files(server: Server) -> None:
+    assert not (server.metrics_dir / "counter_99999.db").exists()
+
+
+def test_metrics_sum_the_counts_of_both_workers(server: Server) -> None:
+    before = server.health_count()
+    sent = 0
+    # urllib opens a new connection per request; concurrent requests spread over both workers.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _batch in range(10):
+            statuses = list(pool.map(lambda _: _get(f"{server.base}/api/health")[0], range(40)))
+            assert statuses == [200] * 40
+            sent += 40
+            if sum(1 for n in server.health_count_by_worker().values() if n > 0) >= 2:
+                break
+    by_worker = server.health_count_by_worker()
+    assert sum(1 for n in by_worker.values() if n > 0) >= 2, by_worker  # both workers served
+    assert server.health_count() == before + sent
+    assert server.health_count() == sum(by_worker.values())
+
+
+def test_metrics_need_the_token(server: Server) -> None:
+    assert _get(f"{server.base}/metrics")[0] == 401
+    assert _get(f"{server.base}/metrics", "wrong")[0] == 401
+
+
+def test_postdeploy_check_passes_against_a_healthy_server(server: Server, settings: Any) -> None:
+    settings.METRICS_TOKEN = TOKEN
+    assert _get(f"{server.base}/api/nowhere")[0] == 404  # 4xx is not a failure
+    out = StringIO()
+    call_command("postdeploy_check", "--url", server.base, "--timeout", "30", stdout=out)
+    line = out.getvalue().strip()
+    assert line.startswith("postdeploy_check OK: health ok after "), line
+    assert "5xx 0.00%" in line and "p95 " in line
+
+
+def test_postdeploy_check_fails_without_the_metrics_token(server: Server, settings: Any) -> None:
+    settings.METRICS_TOKEN = ""
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("postdeploy_check", "--url", server.base, "--timeout", "5", stdout=out)
+    assert exit_info.value.code == 1
+    assert "answered 401 (set METRICS_TOKEN or --token)" in out.getvalue()
+
+
+def test_postdeploy_check_fails_against_a_stopped_server() -> None:
+    base = f"http://127.0.0.1:{_free_port()}"  # nobody listens there
+    out = StringIO()
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command(
+            "postdeploy_check", "--url", base, "--timeout", "1", "--interval", "0.2", stdout=out
+        )
+    assert exit_info.value.code == 1
+    assert time.monotonic() - started < 10
+    line = out.getvalue().strip()
+    assert line.startswith(f"postdeploy_check FAILED: {base}/api/health not ok after 1s"), line
+    assert "refused" in line.lower()
+
+
+@pytest.mark.django_db
+def test_check_alerts_can_read_a_running_servers_metrics(server: Server, settings: Any) -> None:
+    settings.METRICS_TOKEN = TOKEN
+    out = StringIO()
+    # Another check (e.g. this machine's disk) may fire and exit 1; the HTTP lines are the point.
+    with contextlib.suppress(SystemExit):
+        call_command("check_alerts", "--url", server.base, stdout=out)
+    lines = {line.split()[1]: line for line in out.getvalue().splitlines()[:-1]}
+    assert lines["http_5xx_ratio"].startswith("ok ")
+    assert lines["http_p95_latency"].startswith("ok ")
+
+
+def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
+    tmp_path: Path,
+) -> None:
+    """Also: with the database unreachable, /metrics still answers (database_up 0)."""
+    port = _free_port()
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN"}
+        },
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{_free_port()}/nothing",
+        "RUN_DIR": str(tmp_path / "run"),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    private: list[Path] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert _get(f"{base}/api/health")[0] == 503
+                break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        roots = ("/dev/shm", tempfile.gettempdir())  # noqa: S108 - where gunicorn.conf.py puts it
+        private = [p for root in roots for p in Path(root).glob(f"chefops-metrics-{proc.pid}")]
+        assert len(private) == 1 and any(private[0].glob("counter_*.db"))
+        status, body = _get(f"{base}/metrics")
+        assert status == 200
+        text = body.decode()
+        assert 'chefops_http_requests_total{method="GET",route="api/health",status="5xx"}' in text
+        assert "chefops_database_up 0.0" in text
+        assert "chefops_database_size_bytes" not in text
+        assert "chefops_disk_free_bytes" in text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not private[0].exists()
+
+
+def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path) -> None:
+    """max_requests recycles workers; child_exit folds their counts into an archive file."""
+    port = _free_port()
+    metrics_dir = tmp_path / "metrics"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # health needs no tables
+        "RUN_DIR": str(tmp_path / "run"),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_MAX_REQUESTS": "5",
+        "GUNICORN_MAX_REQUESTS_JITTER": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "METRICS_TOKEN": "",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        served = 0
+        deadline = time.monotonic() + 60
+        while served < 22:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                if _get(f"{base}/api/health")[0] == 200:
+                    served += 1
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)  # starting, or a recycled worker's replacement booting
+        status, body = _get(f"{base}/metrics")
+        assert status == 200
+        total = sum(
+            s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+            if s.name == "chefops_http_requests_total" and s.labels["route"] == "api/health"
+        )
+        assert total == served
+        counter_files = sorted(p.name for p in metrics_dir.glob("counter_*.db"))
+        assert "counter_archive.db" in counter_files  # at least 3 workers were recycled
+        assert len(counter_files) <= 3, counter_files  # archive + the two live workers
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
