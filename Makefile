@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run worker beat web test lint fmt typecheck migrations-check ci bench clean
+.PHONY: help install run worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -61,6 +61,9 @@ ci: $(STAMP) ## What .ci/run runs: every check, then the suite on PostgreSQL+Red
 
 bench: $(STAMP) ## Benchmarks against PostgreSQL; figures go to docs/benchmarks.md
 	bash bin/bench.sh
+
+bench-outbox: $(STAMP) ## Outbox dispatch throughput only (PostgreSQL)
+	$(BIN)/python bench/outbox_bench.py --events $${OUTBOX_BENCH_EVENTS:-50000}
 
 clean: ## Remove local state (SQLite file, queues, static build); keeps .venv
 	rm -rf db.sqlite3* .run staticfiles .pytest_cache .mypy_cache .ruff_cache .coverage

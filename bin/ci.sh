@@ -33,6 +33,8 @@ make --no-print-directory typecheck
 
 ensure_postgres
 ensure_redis
+step "promtool (alert-rule unit tests)"
+bash bin/ensure-promtool.sh
 DB_NAME="chefops_ci_$$"
 export CI_DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
 psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $DB_NAME" >/dev/null

@@ -70,6 +70,8 @@ if importlib.util.find_spec("django_migration_linter"):  # dev/CI tool, not a ru
     INSTALLED_APPS.append("django_migration_linter")
 
 MIDDLEWARE = [
+    # First, so its latency covers the whole stack and every response (even 400/500) is counted.
+    "chefops.metrics.PrometheusMiddleware",
     "chefops.middleware.RequestIdMiddleware",
     "chefops.middleware.HealthHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -128,8 +130,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "companies.User"
 
 PASSWORD_HASHERS = [
+    # Checks and upgrades Argon2 hashes of any parameters; Django's own Argon2 hasher must not
+    # be listed too (same algorithm name: Django would verify with it, ~100 MiB per hash).
     "companies.hashers.SizedArgon2PasswordHasher",
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -226,6 +229,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": False,
     "DEFAULT_THROTTLE_RATES": {},
+    # Proxies in front of the app whose X-Forwarded-For entries are trusted for client IPs.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ChefOps API",
@@ -242,6 +247,12 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
     ],
     "SCHEMA_PATH_PREFIX": "/api",
+    # Three models have a `status` enum; name each so the schema has no collisions.
+    "ENUM_NAME_OVERRIDES": {
+        "ContractStatusEnum": "contracts.models.ContractStatus",
+        "ServiceDayStatusEnum": "servicedays.models.ServiceDayStatus",
+        "CompanyStatusValuesEnum": [("ACTIVE", "ACTIVE"), ("INACTIVE", "INACTIVE")],
+    },
     "SECURITY": [{"bearerAuth": []}],
     "APPEND_COMPONENTS": {
         "securitySchemes": {
@@ -297,10 +308,21 @@ if IS_PRODUCTION_LIKE:
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=IS_PRODUCTION_LIKE)
+# Share of INFO records kept (WARNING and above are always kept; DEBUG is dropped in production).
+LOG_INFO_SAMPLE_RATE = env.float("LOG_INFO_SAMPLE_RATE", default=0.1 if IS_PRODUCTION_LIKE else 1.0)
+if not 0.0 <= LOG_INFO_SAMPLE_RATE <= 1.0:
+    raise ImproperlyConfigured("LOG_INFO_SAMPLE_RATE must be between 0 and 1")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "chefops.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "chefops.logging.RequestIdFilter"},
+        "sampling": {
+            "()": "chefops.logging.SamplingFilter",
+            "info_rate": LOG_INFO_SAMPLE_RATE,
+            "drop_debug": IS_PRODUCTION,
+        },
+    },
     "formatters": {
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
@@ -313,7 +335,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if LOG_JSON else "console",
-            "filters": ["request_id"],
+            "filters": ["sampling", "request_id"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
@@ -323,3 +345,19 @@ LOGGING = {
         "celery": {"level": "INFO"},
     },
 }
+
+# --- Operations: metrics, quotas, backups (README "Operations") -----------------------------
+# Bearer token for GET /metrics; empty means no authentication (keep /metrics off the internet).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# gunicorn.conf.py sets this for its workers (prometheus-client multiprocess mode); without it
+# (runserver, tests) metrics live in the process's own registry.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+DB_SIZE_QUOTA_BYTES = env.int("DB_SIZE_QUOTA_BYTES", default=1024**3)
+# Directory whose filesystem is reported as free/total disk; empty = the database's directory
+# (SQLite file, or PostgreSQL's data_directory when it is local and readable), else BASE_DIR.
+DISK_USAGE_PATH = env.str("DISK_USAGE_PATH", default="")
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
+if IS_PRODUCTION_LIKE:
+    # Prometheus scrapes the container over plain HTTP, like the health probe.
+    SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]

@@ -200,9 +200,11 @@ class MoneyField(ApiField):
     def checks(self) -> list[tuple[str, Callable[[Any], bool], str]]:
         lo = self.min_value
         return [
+            # Our addition (the original has no upper bound): only a number can be too large,
+            # so a missing or mistyped value gets exactly the original's two messages.
             (
                 "max",
-                lambda v: is_number(v) and Decimal(str(v)) <= MAX_MONEY,
+                lambda v: not is_number(v) or Decimal(str(v)) <= MAX_MONEY,
                 "{name} must not be greater than 9999999999.99",
             ),
             ("min", lambda v: is_number(v) and v >= lo, "{name} must not be less than %d" % lo),
