@@ -78,7 +78,7 @@ class ContractListCreateApi(APIView):
             status = query.validated_data["status"]
         contracts = selectors.contract_list(company=acting_company(request), status=status)
         paginator = PagePagination()
-        page = paginator.paginate_queryset(contracts, request, self)
+        page = selectors.with_weekdays(paginator.paginate_queryset(contracts, request, self))
         return paginator.get_paginated_response(ContractOutput(page, many=True).data)
 
     @extend_schema(

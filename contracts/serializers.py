@@ -76,8 +76,9 @@ class ContractOutput(ApiModelSerializer):
     client_company_id = serializers.UUIDField(read_only=True)
     price_per_service = serializers.FloatField(read_only=True)
     service_days = serializers.SerializerMethodField()
-    catering_name = serializers.CharField(source="catering_company.name", read_only=True)
-    client_name = serializers.CharField(source="client_company.name", read_only=True)
+    # Annotated by contracts.selectors (with_weekdays / _with_relations).
+    catering_name = serializers.CharField(read_only=True)
+    client_name = serializers.CharField(read_only=True)
 
     class Meta:
         model = Contract
@@ -103,8 +104,8 @@ class ContractOutput(ApiModelSerializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField(min_value=1)))
     def get_service_days(self, obj: Contract) -> list[int]:
-        # Served from the prefetch cache (ordered by id = insertion order), never a query each.
-        return [weekday.day_of_week for weekday in obj.weekdays.all()]
+        # Attached by contracts.selectors.with_weekdays (one query per page, insertion order).
+        return list(obj.weekday_numbers)  # type: ignore[attr-defined]
 
     def to_representation(self, instance: Contract) -> dict[str, Any]:
         # Hand-written for the hot list endpoint (a page of up to 500 contracts): the declared
@@ -124,6 +125,6 @@ class ContractOutput(ApiModelSerializer):
             "created_at": iso_ms(instance.created_at),
             "updated_at": iso_ms(instance.updated_at),
             "service_days": self.get_service_days(instance),
-            "catering_name": instance.catering_company.name,
-            "client_name": instance.client_company.name,
+            "catering_name": instance.catering_name,  # type: ignore[attr-defined]
+            "client_name": instance.client_name,  # type: ignore[attr-defined]
         }
