@@ -10,7 +10,7 @@ mkdir -p bench/results
 status=0
 run() { echo; echo "=== $* ==="; "$@" || status=1; }
 
-run $BIN/python bench/outbox_bench.py --events "${OUTBOX_BENCH_EVENTS:-50000}"
+DATABASE_URL=${DATABASE_URL:-$PG/chefops_bench} run $BIN/python bench/outbox_bench.py --events "${OUTBOX_BENCH_EVENTS:-50000}"
 run $BIN/python bench/login_bench.py --database-url "$PG/chefops_bench_accounts" \
   --json bench/results/login.json
 run $BIN/python bench/http_load.py --db-url "$PG/chefops_bench_http"
