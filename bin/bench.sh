@@ -13,6 +13,7 @@ run() { echo; echo "=== $* ==="; "$@" || status=1; }
 DATABASE_URL=${DATABASE_URL:-$PG/chefops_bench} run $BIN/python bench/outbox_bench.py --events "${OUTBOX_BENCH_EVENTS:-50000}"
 run $BIN/python bench/login_bench.py --database-url "$PG/chefops_bench_accounts" \
   --json bench/results/login.json
+DATABASE_URL=${DATABASE_URL:-$PG/chefops_bench_retention} run $BIN/python bench/retention_bench.py --events "${RETENTION_BENCH_EVENTS:-1000000}" --drop
 run $BIN/python bench/http_load.py --db-url "$PG/chefops_bench_http"
 echo
 [ $status -eq 0 ] && echo "benchmarks: all targets met" || echo "benchmarks: some target missed (see above)"

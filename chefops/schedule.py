@@ -34,10 +34,11 @@ SCHEDULE: list[PeriodicJob] = [
         crontab="0 * * * *",
         expires_seconds=1800,
     ),
+    # Also purges expired auth tokens (companies.auth_tokens_purge_expired).
     PeriodicJob(
-        name="purge expired auth tokens",
-        task="companies.auth_tokens_purge_expired",
-        crontab="30 3 * * *",
+        name="retention purge",
+        task="chefops.retention_purge",
+        crontab="0 4 * * *",
         expires_seconds=3600,
     ),
 ]

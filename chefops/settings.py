@@ -357,6 +357,8 @@ DB_SIZE_QUOTA_BYTES = env.int("DB_SIZE_QUOTA_BYTES", default=1024**3)
 # (SQLite file, or PostgreSQL's data_directory when it is local and readable), else BASE_DIR.
 DISK_USAGE_PATH = env.str("DISK_USAGE_PATH", default="")
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+# Retention archives (gzip JSON lines), kept one year.
+ARCHIVE_DIR = Path(env.str("ARCHIVE_DIR", default=str(BASE_DIR / "archive")))
 BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
 if IS_PRODUCTION_LIKE:
     # Prometheus scrapes the container over plain HTTP, like the health probe.

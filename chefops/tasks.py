@@ -1,5 +1,7 @@
 from celery import shared_task
 
+from chefops.retention_tasks import retention_purge  # noqa: F401 - registers the daily task
+
 
 @shared_task(name="chefops.ping", ignore_result=False)
 def ping() -> str:
