@@ -1,14 +1,18 @@
 """HTTP load benchmark of the read paths (SPEC §6) against gunicorn on PostgreSQL.
 
     .venv/bin/python bench/http_load.py [--duration 10] [--concurrency 16] [--port 8765]
+        [--driver auto|wrk|python]
 
 Steps: create/migrate the bench database (DATABASE_URL, default chefops_bench_http), load the
 data set with `manage.py bench_data --if-missing`, time the service-day generation job for every
 ACTIVE contract (8-day window, on an emptied window, then the idempotent re-run), start
-`gunicorn chefops.wsgi -c gunicorn.conf.py`, then per endpoint run `--concurrency` threads with
-keep-alive http.client connections for `--duration` seconds (bounded by `--max-requests`) and
-report requests/s and p50/p95/p99. Results: stdout and bench/results/http.md. Only 127.0.0.1
-is ever contacted; gunicorn is always stopped at the end.
+`gunicorn chefops.wsgi -c gunicorn.conf.py`, then per endpoint drive `--concurrency` keep-alive
+connections for `--duration` seconds (after a 1 s warm-up) and report requests/s and
+p50/p95/p99. Load drivers: `wrk` (C, 2 threads, a generated Lua script per endpoint; the
+default when `wrk` is on PATH, see bin/ensure-wrk.sh) or `python` (one thread per connection
+with http.client, bounded by `--max-requests`; it competes with the server for the CPU and
+inflates latencies). Results: stdout and bench/results/http.md. Only 127.0.0.1 is ever
+contacted; gunicorn is always stopped at the end.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ import http.client
 import json
 import os
 import platform
+import re
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,6 +43,8 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/chefops_bench_http"
 HOST = "127.0.0.1"
 TARGET_P95_MS = 50.0
 TARGET_HEALTH_RPS = 1500.0
+WRK_MAX_THREADS = 2
+WRK_RESULT_MARK = "chefops-wrk-result "
 
 
 @dataclass
@@ -47,12 +56,19 @@ class Result:
     elapsed_s: float = 0.0
     note: str = ""
     server_cpu_ms: float = float("nan")  # gunicorn worker CPU per request
+    # Set by drivers that report aggregates instead of raw latencies (wrk): the number of
+    # completed requests and precomputed percentiles in ms ({50: …, 95: …, 99: …}).
+    requests: int | None = None
+    percentiles_ms: dict[float, float] = field(default_factory=dict)
+    error_detail: str = ""
 
     @property
     def count(self) -> int:
-        return len(self.latencies_ms)
+        return self.requests if self.requests is not None else len(self.latencies_ms)
 
     def pct(self, p: float) -> float:
+        if self.percentiles_ms:
+            return self.percentiles_ms.get(p, float("nan"))
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
@@ -64,7 +80,9 @@ class Result:
         return self.count / self.elapsed_s if self.elapsed_s else 0.0
 
 
-def server_env(db_url: str, port: int) -> dict[str, str]:
+def server_env(
+    db_url: str, port: int, *, redis_url: str = "", read_cache_seconds: int = 0
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
@@ -81,8 +99,19 @@ def server_env(db_url: str, port: int) -> dict[str, str]:
             "GUNICORN_MAX_REQUESTS": "0",
         }
     )
-    env.pop("REDIS_URL", None)  # the read paths need no cache or broker
+    # Production runs with Redis (cache, throttles, broker); the read cache needs it.
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env["READ_CACHE_SECONDS"] = str(read_cache_seconds)
     return env
+
+
+def flush_redis(redis_url: str) -> None:
+    """Empty the benchmark's own Redis database: every mode starts with a cold cache."""
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> str:
@@ -143,6 +172,12 @@ def prepare(env: dict[str, str]) -> dict[str, Any]:
     window.delete()
     first = jobs.service_days_generate_upcoming()
     second = jobs.service_days_generate_upcoming()
+    # As autovacuum does after a bulk change: fresh statistics and visibility map (index-only
+    # scans of the finance aggregates would otherwise visit the heap for every row).
+    connection.close()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("VACUUM (ANALYZE) servicedays_serviceday")
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM servicedays_serviceday")
         service_days = cursor.fetchone()[0]
@@ -292,6 +327,133 @@ def load(
     return result
 
 
+def wrk_version(exe: str) -> str:
+    """`wrk -v` prints e.g. "wrk debian/4.1.0-3+b2 [epoll] …" (and exits 1)."""
+    done = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=10, check=False)
+    found = re.search(r"wrk \S*?(\d+(?:\.\d+)+)", done.stdout + done.stderr)
+    return found.group(1) if found else "?"
+
+
+def wrk_threads(concurrency: int) -> int:
+    return max(1, min(WRK_MAX_THREADS, concurrency))
+
+
+def lua_string(value: str) -> str:
+    """A Lua string literal; every byte outside printable ASCII becomes a decimal escape."""
+    out = []
+    for byte in value.encode():
+        char = chr(byte)
+        out.append(char if 32 <= byte < 127 and char not in '"\\' else f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
+
+
+WRK_SCRIPT = """-- generated by bench/http_load.py for one endpoint; removed after the run
+local paths = {%(paths)s}
+local step = %(threads)d
+%(auth)s
+local threads = {}
+
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  -- each thread walks the paths round-robin from its own offset
+  prepared, n, non2xx = {}, id, 0
+  for i, path in ipairs(paths) do
+    prepared[i] = wrk.format("GET", path)
+  end
+end
+
+function request()
+  local req = prepared[(n %% #prepared) + 1]
+  n = n + step
+  return req
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, thread in ipairs(threads) do
+    bad = bad + thread:get("non2xx")
+  end
+  local e = summary.errors
+  io.write(string.format(
+    "%(mark)s{\\"requests\\": %%.0f, \\"duration_us\\": %%.0f, \\"non2xx\\": %%.0f, "
+      .. "\\"connect\\": %%.0f, \\"read\\": %%.0f, \\"write\\": %%.0f, \\"timeout\\": %%.0f, "
+      .. "\\"p50_us\\": %%.0f, \\"p95_us\\": %%.0f, \\"p99_us\\": %%.0f}\\n",
+    summary.requests, summary.duration, bad, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def write_wrk_script(
+    directory: Path, index: int, paths: list[str], token: str | None, concurrency: int
+) -> Path:
+    auth = f'wrk.headers["Authorization"] = {lua_string(f"Bearer {token}")}' if token else ""
+    script = directory / f"endpoint-{index}.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "paths": ", ".join(lua_string(p) for p in paths),
+            "threads": wrk_threads(concurrency),
+            "auth": auth,
+            "mark": WRK_RESULT_MARK,
+        }
+    )
+    return script
+
+
+def load_wrk(
+    exe: str,
+    script: Path,
+    port: int,
+    name: str,
+    path_example: str,
+    *,
+    concurrency: int,
+    duration: float,
+) -> Result:
+    """One wrk run; wrk takes whole seconds and has no request cap (it keeps a histogram)."""
+    seconds = max(1, round(duration))
+    cmd = [
+        exe,
+        f"-t{wrk_threads(concurrency)}",
+        f"-c{concurrency}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(WRK_RESULT_MARK)]
+    if done.returncode != 0 or not lines:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"wrk failed ({done.returncode}): {' '.join(cmd)}")
+    data = json.loads(lines[-1][len(WRK_RESULT_MARK) :])
+    sockets = {k: int(data[k]) for k in ("connect", "read", "write", "timeout")}
+    detail = ", ".join(
+        f"{v} {k}" for k, v in {"non-2xx": int(data["non2xx"]), **sockets}.items() if v
+    )
+    return Result(
+        name=name,
+        path_example=path_example,
+        errors=int(data["non2xx"]) + sum(sockets.values()),
+        elapsed_s=data["duration_us"] / 1e6,
+        requests=int(data["requests"]),
+        percentiles_ms={p: data[f"p{p}_us"] / 1000 for p in (50, 95, 99)},
+        error_detail=detail,
+    )
+
+
 def probe(port: int, path: str, token: str) -> tuple[int, str]:
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
     conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
@@ -311,13 +473,18 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
         f"Python {platform.python_version()}; load driver on the same machine",
+        f"- load driver: {ctx['driver_label']}",
+        "- cache: Redis (local); read cache (READ_CACHE_SECONDS) per row: [read cache on] rows "
+        "repeat reads of unchanged data, so they measure cache hits; the other rows compute "
+        "every response",
         f"- data: {data['companies']} companies, {data['contracts']} contracts, "
         f"{data['service_days']} service days (PostgreSQL)",
         f"- server: gunicorn chefops.wsgi -c gunicorn.conf.py (WEB_CONCURRENCY="
         f"{os.environ.get('WEB_CONCURRENCY', '3')}, GUNICORN_THREADS="
         f"{os.environ.get('GUNICORN_THREADS', '4')}, no worker recycling), DEBUG off",
         f"- load: {args.concurrency} concurrent keep-alive connections, {args.duration:.0f} s "
-        f"per endpoint (at most {args.max_requests} requests)",
+        f"per endpoint"
+        + (f" (at most {args.max_requests} requests)" if ctx["driver"] == "python" else ""),
         f"- machine load average (1 min) before/after: {ctx['load_before']:.1f} / "
         f"{os.getloadavg()[0]:.1f} (other work on the machine skews the figures)",
         "",
@@ -351,7 +518,7 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         "",
         "web CPU ms/req: CPU time of the gunicorn workers divided by the requests served (the "
         "part of the latency that other processes on the machine cannot inflate; PostgreSQL "
-        "and the load driver are not included).",
+        "and the load driver are not included). errors: non-2xx responses plus socket errors.",
         "",
         "Endpoints: " + "; ".join(f"{r.name} `{r.path_example}`" for r in results),
     ]
@@ -361,17 +528,96 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
     return "\n".join(lines) + "\n"
 
 
+RSS: list[list[float]] = []
+
+
+def run_endpoints(
+    env: dict[str, str],
+    endpoints: list[tuple[str, list[str], str | None]],
+    label: str,
+    measure: Any,
+    scripts: tempfile.TemporaryDirectory[str],
+    driver: str,
+    args: argparse.Namespace,
+) -> list[Result]:
+    """Start gunicorn with ``env``, measure every endpoint, stop it."""
+    server = start_gunicorn(env, args.port)
+    results: list[Result] = []
+    try:
+        for index, (name, paths, token) in enumerate(endpoints):
+            if token is not None:
+                status, body = probe(args.port, paths[0], token)
+                if status != 200:
+                    note = f"not measured: {status} {json.loads(body).get('message', '')}"
+                    results.append(Result(name=name + label, path_example=paths[0], note=note))
+                    print(f"{name}: {note}", flush=True)
+                    continue
+                if name.startswith("contract list") and len(json.loads(body)) < 100:
+                    print(f"{name}: warning, fewer than 100 contracts returned", flush=True)
+            script = None
+            if driver == "wrk":
+                script = write_wrk_script(Path(scripts.name), index, paths, token, args.concurrency)
+            # warm-up: let every worker open its database connection
+            measure(name, paths, token, script, 1.0, 2000)
+            cpu_before = workers_cpu_s(server)
+            result = measure(name, paths, token, script, args.duration, args.max_requests)
+            if result.count:
+                result.server_cpu_ms = (workers_cpu_s(server) - cpu_before) * 1000 / result.count
+            result.name = name + label
+            results.append(result)
+            print(
+                f"{name}: {result.count} requests, {result.errors} errors, {result.rps:.0f} req/s, "
+                f"p50 {result.pct(50):.1f} ms, p95 {result.pct(95):.1f} ms, "
+                f"p99 {result.pct(99):.1f} ms"
+                + (f" ({result.error_detail})" if result.error_detail else ""),
+                flush=True,
+            )
+        RSS.append(worker_rss_mb(server))
+    finally:
+        stop_gunicorn(server)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
-    parser.add_argument("--max-requests", type=int, default=200_000, help="cap per endpoint")
+    parser.add_argument(
+        "--max-requests", type=int, default=200_000, help="cap per endpoint (python driver)"
+    )
+    parser.add_argument(
+        "--driver",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk (C) or python threads; auto = wrk when it is on PATH",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
+        help="Redis database the server uses (flushed per mode); '' to run without Redis",
+    )
+    parser.add_argument(
+        "--read-cache",
+        choices=("off", "on", "both"),
+        default="both",
+        help="READ_CACHE_SECONDS of the server: 0 (every request computes), 300, or both runs",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "http.md"))
     args = parser.parse_args()
     if "bench" not in args.db_url.rsplit("/", 1)[1]:
         raise SystemExit("the database name must contain 'bench'")
+    wrk = shutil.which("wrk")
+    if args.driver == "wrk" and not wrk:
+        raise SystemExit("--driver wrk: wrk is not on PATH (bin/ensure-wrk.sh installs it)")
+    if args.driver == "auto" and not wrk:
+        print(
+            "note: wrk not found (bin/ensure-wrk.sh installs it); using the python driver, "
+            "whose threads compete with the server for the CPU",
+            flush=True,
+        )
+    driver = "wrk" if args.driver != "python" and wrk else "python"
 
     env = server_env(args.db_url, args.port)
     ensure_database(args.db_url)
@@ -403,45 +649,67 @@ def main() -> None:
         ("finance metrics", ["/api/contracts/finance-metrics"], client_auth),
     ]
 
-    ctx["load_before"] = os.getloadavg()[0]
-    server = start_gunicorn(env, args.port)
-    results: list[Result] = []
-    try:
-        for name, paths, token in endpoints:
-            if token is not None:
-                status, body = probe(args.port, paths[0], token)
-                if status != 200:
-                    note = f"not measured: {status} {json.loads(body).get('message', '')}"
-                    results.append(Result(name=name, path_example=paths[0], note=note))
-                    print(f"{name}: {note}", flush=True)
-                    continue
-                if name.startswith("contract list") and len(json.loads(body)) < 100:
-                    print(f"{name}: warning, fewer than 100 contracts returned", flush=True)
-            # warm-up: let every worker open its database connection
-            load(args.port, name, paths, token, concurrency=args.concurrency, duration=1.0,
-                 max_requests=2000)  # fmt: skip
-            cpu_before = workers_cpu_s(server)
-            result = load(
+    ctx["driver"] = driver
+    if wrk and driver == "wrk":
+        ctx["driver_label"] = f"wrk {wrk_version(wrk)} (C, {wrk_threads(args.concurrency)} threads)"
+    else:
+        ctx["driver_label"] = "python threads"
+    print(f"load driver: {ctx['driver_label']}", flush=True)
+
+    def measure(
+        name: str,
+        paths: list[str],
+        token: str | None,
+        script: Path | None,
+        duration: float,
+        max_requests: int,
+    ) -> Result:
+        """One run with the chosen driver (wrk when a script was written for the endpoint)."""
+        if wrk and script is not None:
+            return load_wrk(
+                wrk,
+                script,
                 args.port,
                 name,
-                paths,
-                token,
+                paths[0],
                 concurrency=args.concurrency,
-                duration=args.duration,
-                max_requests=args.max_requests,
+                duration=duration,
             )
-            if result.count:
-                result.server_cpu_ms = (workers_cpu_s(server) - cpu_before) * 1000 / result.count
-            results.append(result)
-            print(
-                f"{name}: {result.count} requests, {result.errors} errors, {result.rps:.0f} req/s, "
-                f"p50 {result.pct(50):.1f} ms, p95 {result.pct(95):.1f} ms, "
-                f"p99 {result.pct(99):.1f} ms",
-                flush=True,
+        return load(
+            args.port,
+            name,
+            paths,
+            token,
+            concurrency=args.concurrency,
+            duration=duration,
+            max_requests=max_requests,
+        )
+
+    ctx["load_before"] = os.getloadavg()[0]
+    scripts = tempfile.TemporaryDirectory(prefix="chefops-wrk-")
+    results: list[Result] = []
+    modes = {"off": [0], "on": [300], "both": [0, 300]}[args.read_cache]
+    if not args.redis_url:
+        modes = [0]
+    ctx["modes"] = modes
+    try:
+        for read_cache_seconds in modes:
+            label = " [read cache on]" if read_cache_seconds else ""
+            if len(modes) > 1 and not read_cache_seconds:
+                label = " [read cache off]"
+            mode_env = server_env(
+                args.db_url,
+                args.port,
+                redis_url=args.redis_url,
+                read_cache_seconds=read_cache_seconds,
             )
-        ctx["rss"] = worker_rss_mb(server)
+            if args.redis_url:
+                flush_redis(args.redis_url)
+            print(f"--- server with READ_CACHE_SECONDS={read_cache_seconds}", flush=True)
+            results += run_endpoints(mode_env, endpoints, label, measure, scripts, driver, args)
+            ctx["rss"] = RSS[-1] if RSS else None
     finally:
-        stop_gunicorn(server)
+        scripts.cleanup()
 
     report = markdown(results, ctx, args)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

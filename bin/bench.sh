@@ -14,6 +14,7 @@ DATABASE_URL=${DATABASE_URL:-$PG/chefops_bench} run $BIN/python bench/outbox_ben
 run $BIN/python bench/login_bench.py --database-url "$PG/chefops_bench_accounts" \
   --json bench/results/login.json
 DATABASE_URL=${DATABASE_URL:-$PG/chefops_bench_retention} run $BIN/python bench/retention_bench.py --events "${RETENTION_BENCH_EVENTS:-1000000}" --drop
+bash bin/ensure-wrk.sh || true  # without wrk, http_load.py uses its python driver
 run $BIN/python bench/http_load.py --db-url "$PG/chefops_bench_http"
 echo
 [ $status -eq 0 ] && echo "benchmarks: all targets met" || echo "benchmarks: some target missed (see above)"

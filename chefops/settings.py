@@ -150,7 +150,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "chefops.cache.ChefOpsRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="chefops"),
             "TIMEOUT": 300,
@@ -158,6 +158,14 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Per-tenant cache of the hot read endpoints (chefops/readcache.py), seconds an entry lives.
+# Needs a cache every process shares (Redis): off without REDIS_URL, and off in tests unless a
+# test turns it on (tests write rows with queryset updates that a cache would not see).
+READ_CACHE_SECONDS = env.int(
+    "READ_CACHE_SECONDS", default=300 if REDIS_URL and DJANGO_ENV != "test" else 0
+)
+if not REDIS_URL:
+    READ_CACHE_SECONDS = 0
 
 # --- Celery ---------------------------------------------------------------------------------
 RUN_DIR = Path(env.str("RUN_DIR", default=str(BASE_DIR / ".run")))

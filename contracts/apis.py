@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chefops import readcache
 from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
 from chefops.api.permissions import MANAGERS, IsClientCompany, IsCompanyMember, require_role
@@ -68,7 +70,7 @@ class ContractListCreateApi(APIView):
         ],
         responses={200: ContractOutput(many=True)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         # Like the original, this route has no query DTO: parameters other than these are
         # ignored rather than rejected.
         status = None
@@ -76,10 +78,20 @@ class ContractListCreateApi(APIView):
             query = ContractListQuery(data={"status": request.query_params["status"]})
             query.is_valid(raise_exception=True)
             status = query.validated_data["status"]
-        contracts = selectors.contract_list(company=acting_company(request), status=status)
-        paginator = PagePagination()
-        page = selectors.with_weekdays(paginator.paginate_queryset(contracts, request, self))
-        return paginator.get_paginated_response(ContractOutput(page, many=True).data)
+        company = acting_company(request)
+
+        def build() -> Response:
+            paginator = PagePagination()
+            page = paginator.paginate_rows(
+                request,
+                lambda offset, limit: selectors.contract_page_rows(
+                    company=company, status=status, offset=offset, limit=limit
+                ),
+                lambda: selectors.contract_count(company=company, status=status),
+            )
+            return paginator.get_paginated_response(page)
+
+        return readcache.cached_response(request, company.pk, build)
 
     @extend_schema(
         operation_id="contracts_create",

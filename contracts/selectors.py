@@ -5,10 +5,14 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
+from chefops.api.renderers import CamelDict, CamelList
+from chefops.api.sqltext import VendorSql, date_text, iso_ms_sql, iso_ms_text, uuid_text
 from companies.models import Company
 from contracts import rules
 from contracts.models import Contract, ContractWeekday
@@ -44,6 +48,112 @@ def contract_list(*, company: Company, status: str | None = None) -> QuerySet[Co
     if status is not None:
         qs = qs.filter(status=status)
     return _with_relations(qs).order_by("created_at", "id")
+
+
+# --- The list endpoint: one statement for the page, JSON-ready (chefops.api.sqltext) ---------
+
+_CONTRACT = Contract._meta.db_table
+_COMPANY = Company._meta.db_table
+_WEEKDAY = ContractWeekday._meta.db_table
+_PARTY = "(c.catering_company_id = %s OR c.client_company_id = %s)"
+
+
+def _build_page_sql(with_status: bool) -> str:
+    status = " AND c.status = %s" if with_status else ""
+    return f"""
+SELECT c.id, c.catering_company_id, c.client_company_id, c.start_date, c.end_date,
+       c.price_per_service, c.flexible_quantity, c.min_daily_quantity, c.max_daily_quantity,
+       c.notice_period_hours, c.status, {iso_ms_sql("c.created_at")},
+       {iso_ms_sql("c.updated_at")}, cat.name, cli.name
+FROM {_CONTRACT} c
+JOIN {_COMPANY} cat ON cat.id = c.catering_company_id
+JOIN {_COMPANY} cli ON cli.id = c.client_company_id
+WHERE {_PARTY}{status}
+ORDER BY c.created_at, c.id
+LIMIT %s OFFSET %s
+"""  # noqa: S608 - identifiers come from model metadata, values are parameters
+
+
+_PAGE = {flag: VendorSql(lambda flag=flag: _build_page_sql(flag)) for flag in (False, True)}  # type: ignore[misc]
+_COUNT_SQL = f"SELECT COUNT(*) FROM {_CONTRACT} c WHERE {_PARTY}"  # noqa: S608
+_WEEKDAYS_SQL = (
+    f"SELECT contract_id, day_of_week FROM {_WEEKDAY} "  # noqa: S608
+    "WHERE contract_id IN ({ids}) ORDER BY id"
+)
+
+
+def _list_params(company: Company, status: str | None) -> list[Any]:
+    meta: Any = Company._meta
+    pk = meta.pk.get_db_prep_value(company.pk, connection)
+    return [pk, pk] if status is None else [pk, pk, status]
+
+
+def contract_page_rows(
+    *, company: Company, status: str | None, offset: int, limit: int
+) -> CamelList:
+    """Rows ``offset`` .. ``offset + limit`` of ``contract_list`` as the contract objects of
+    ``ContractOutput`` (a test pins the two together), in two queries: the page, then the
+    weekdays of its contracts."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PAGE[status is not None].sql, [*_list_params(company, status), limit, offset]
+        )
+        rows = cursor.fetchall()
+        weekdays: dict[str, list[int]] = defaultdict(list)
+        if rows:
+            cursor.execute(
+                _WEEKDAYS_SQL.format(ids=", ".join(["%s"] * len(rows))), [row[0] for row in rows]
+            )
+            for contract_id, day in cursor.fetchall():
+                weekdays[uuid_text(contract_id)].append(day)
+    page = CamelList()
+    for (
+        pk,
+        catering_id,
+        client_id,
+        start,
+        end,
+        price,
+        flexible,
+        min_quantity,
+        max_quantity,
+        notice,
+        state,
+        created,
+        updated,
+        catering_name,
+        client_name,
+    ) in rows:
+        contract_id = uuid_text(pk)
+        page.append(
+            CamelDict(
+                id=contract_id,
+                cateringCompanyId=uuid_text(catering_id),
+                clientCompanyId=uuid_text(client_id),
+                startDate=date_text(start),
+                endDate=date_text(end),
+                pricePerService=float(price),
+                flexibleQuantity=bool(flexible),
+                minDailyQuantity=min_quantity,
+                maxDailyQuantity=max_quantity,
+                noticePeriodHours=notice,
+                status=state,
+                createdAt=iso_ms_text(created),
+                updatedAt=iso_ms_text(updated),
+                serviceDays=weekdays.get(contract_id, []),
+                cateringName=catering_name,
+                clientName=client_name,
+            )
+        )
+    return page
+
+
+def contract_count(*, company: Company, status: str | None) -> int:
+    sql = _COUNT_SQL + (" AND c.status = %s" if status is not None else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _list_params(company, status))
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def contract_get(*, company: Company, contract_id: uuid.UUID) -> Contract:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC
 from typing import Any
 
 from django.http import HttpResponse
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chefops import readcache
 from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, PagePagination
 from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
@@ -80,11 +82,18 @@ class ServiceDayListApi(APIView):
         ],
         responses={200: ServiceDaySerializer(many=True)},
     )
-    def get(self, request: Request, contract_id: str) -> Response:
-        pk = parse_path_uuid(contract_id)
-        query = validated_query(ServiceDayRangeQuery, request)
+    def get(self, request: Request, contract_id: str) -> HttpResponse:
         company = _user(request).company
         assert company is not None
+        # A cached entry exists only for a URL that passed validation before: the same URL
+        # passes again, so the lookup comes first.
+        return readcache.cached_response(
+            request, company.pk, lambda: self._build(request, contract_id, company)
+        )
+
+    def _build(self, request: Request, contract_id: str, company: Any) -> Response:
+        pk = parse_path_uuid(contract_id)
+        query = validated_query(ServiceDayRangeQuery, request)
         paginator = PagePagination()
         size = _first_page_size(request)
         if size is not None:
@@ -100,7 +109,7 @@ class ServiceDayListApi(APIView):
             if len(rows) <= size:
                 paginator.request, paginator.page, paginator.limit = request, 1, size
                 paginator.total = len(rows)
-                return paginator.get_paginated_response([service_day_data(d) for d in rows])
+                return paginator.get_paginated_response(rows)
         days = selectors.service_days_in_range(
             contract_id=pk, company=company, from_date=query["from"], to_date=query["to"]
         )
@@ -186,15 +195,19 @@ class WeeklyReportApi(APIView):
         parameters=[WEEK_START_PARAM],
         responses={200: WeeklyReportSerializer},
     )
-    def get(self, request: Request, contract_id: str) -> Response:
-        pk = parse_path_uuid(contract_id)
-        query = validated_query(WeeklyReportQuery, request)
-        report = selectors.weekly_report_for(
-            contract_id=pk,
-            company=_user(request).company,  # type: ignore[arg-type]
-            week_start=query["week_start"],
-        )
-        return Response(weekly_report_data(report))
+    def get(self, request: Request, contract_id: str) -> HttpResponse:
+        company = _user(request).company
+        assert company is not None
+
+        def build() -> Response:  # validation inside: see ServiceDayListApi
+            pk = parse_path_uuid(contract_id)
+            query = validated_query(WeeklyReportQuery, request)
+            report = selectors.weekly_report_for(
+                contract_id=pk, company=company, week_start=query["week_start"]
+            )
+            return Response(weekly_report_data(report))
+
+        return readcache.cached_response(request, company.pk, build)
 
 
 class JsonErrorsNegotiation(BaseContentNegotiation):
@@ -246,9 +259,14 @@ class FinanceMetricsApi(APIView):
         summary="Budget, KPIs and recent services of the calling CLIENT company",
         responses={200: FinanceMetricsSerializer},
     )
-    def get(self, request: Request) -> Response:
-        metrics = selectors.finance_metrics_for(
-            company=_user(request).company,  # type: ignore[arg-type]
-            now=timezone.now(),
+    def get(self, request: Request) -> HttpResponse:
+        company = _user(request).company
+        assert company is not None
+        now = timezone.now()
+        # The figures depend on today's date (month windows, projection): part of the key.
+        return readcache.cached_response(
+            request,
+            company.pk,
+            lambda: Response(selectors.finance_metrics_for(company=company, now=now)),
+            stamp=now.astimezone(UTC).date().isoformat(),
         )
-        return Response(metrics)

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from chefops import readcache
 from chefops.api.fields import iso_ms
 from contracts.models import Contract, ContractStatus, ContractWeekday
 from outbox.services import outbox_event_emit
@@ -88,6 +89,8 @@ def service_days_generate_upcoming(
             inserted = _generate_postgres(from_date, to_date, now)
         else:
             inserted = _generate_batched(from_date, to_date, now)
+        if inserted:
+            readcache.invalidate_all()
     summary = GenerationSummary(
         True, active, inserted, from_date, to_date, int((time.monotonic() - started) * 1000)
     )
@@ -197,6 +200,10 @@ def service_days_apply_fallback(
             rows = _fallback_postgres(now, dry_run=dry_run)
         else:
             rows = _fallback_portable(now, dry_run=dry_run)
+        if rows and not dry_run:
+            readcache.invalidate(
+                {r["catering_company_id"] for r in rows} | {r["client_company_id"] for r in rows}
+            )
         by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_contract[row["contract_id"]].append(row)

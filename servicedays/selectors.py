@@ -13,6 +13,8 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
+from chefops.api.renderers import CamelDict, CamelList
+from chefops.api.sqltext import VendorSql, date_text, iso_ms_sql, iso_ms_text, uuid_text
 from companies.models import Company
 from contracts.models import Contract
 from servicedays import rules
@@ -81,7 +83,6 @@ WHERE c.id = %s
 ORDER BY sd.service_date, sd.id
 """  # noqa: S608 - identifiers come from model metadata, values are parameters
 
-_FIRST_ROWS_SQL = _DAYS_OF_CONTRACT_SQL.format(extra="", joins="") + "LIMIT %s"
 _REPORT_SQL = _DAYS_OF_CONTRACT_SQL.format(
     extra="c.price_per_service AS party_price, cat.name AS party_catering_name, "
     "cli.name AS party_client_name,",
@@ -123,21 +124,74 @@ def _days_of_contract(
     return head, [row for row in rows if row.pk is not None]
 
 
+def _build_first_rows_sql() -> str:
+    iso = iso_ms_sql
+    return f"""
+SELECT c.catering_company_id, c.client_company_id,
+       sd.id, sd.contract_id, sd.service_date, sd.expected_quantity, sd.served_quantity,
+       {iso("sd.expected_confirmed_at")}, {iso("sd.served_confirmed_at")}, sd.status,
+       {iso("sd.created_at")}, {iso("sd.updated_at")}
+FROM {_CONTRACT} c
+LEFT JOIN {_DAY} sd
+       ON sd.contract_id = c.id AND sd.service_date >= %s AND sd.service_date <= %s
+WHERE c.id = %s
+ORDER BY sd.service_date, sd.id
+LIMIT %s
+"""  # noqa: S608 - identifiers come from model metadata, values are parameters
+
+
+_FIRST_ROWS = VendorSql(_build_first_rows_sql)
+
+
 def service_days_first_rows(
     *, contract_id: uuid.UUID, company: Company, from_date: date, to_date: date, limit: int
-) -> list[ServiceDay]:
+) -> CamelList:
     """The first ``limit`` days of the range, by date, for a party: 404/403 as the contract
-    detail. One query (the usual first page of the list endpoint)."""
-    _head, days = _days_of_contract(
-        _FIRST_ROWS_SQL,
-        contract_id=contract_id,
-        company=company,
-        from_date=from_date,
-        to_date=to_date,
-        extra_params=[limit],
-        forbidden_message=NOT_A_PARTY,
+    detail. One query (the usual first page of the list endpoint), answered as JSON-ready
+    objects (what ``service_day_data`` gives for a model instance) without making models."""
+    ops = connection.ops
+    params = [
+        ops.adapt_datefield_value(from_date),
+        ops.adapt_datefield_value(to_date),
+        Contract._meta.pk.get_db_prep_value(contract_id, connection),
+        limit,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_FIRST_ROWS.sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        raise contract_not_found(contract_id)
+    if company.pk not in (_as_uuid(rows[0][0]), _as_uuid(rows[0][1])):
+        raise Forbidden(NOT_A_PARTY)
+    return CamelList(
+        CamelDict(
+            id=uuid_text(day_id),
+            contractId=uuid_text(day_contract),
+            serviceDate=date_text(service_date),
+            expectedQuantity=expected,
+            servedQuantity=served,
+            expectedConfirmedAt=iso_ms_text(expected_at),
+            servedConfirmedAt=iso_ms_text(served_at),
+            status=status,
+            createdAt=iso_ms_text(created_at),
+            updatedAt=iso_ms_text(updated_at),
+        )
+        for (
+            _cat,
+            _cli,
+            day_id,
+            day_contract,
+            service_date,
+            expected,
+            served,
+            expected_at,
+            served_at,
+            status,
+            created_at,
+            updated_at,
+        ) in rows
+        if day_id is not None
     )
-    return days
 
 
 # --- Weekly report ----------------------------------------------------------------------------

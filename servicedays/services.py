@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from chefops import readcache
 from chefops.api.errors import BadRequest, Forbidden, NotFound
 from chefops.api.fields import iso_ms
 from chefops.api.permissions import MANAGERS, require_company_type, require_role
@@ -73,6 +74,7 @@ def service_days_generate(
             for day in dates
         ]
         ServiceDay.objects.bulk_create(candidates, ignore_conflicts=True)
+        readcache.invalidate([contract.catering_company_id, contract.client_company_id])
         # With ignore_conflicts the database does not say which rows went in; the ids we
         # chose do: a candidate that lost to an existing row simply is not there.
         return list(

@@ -6,6 +6,7 @@ The body stays a JSON array; ``X-Total-Count`` and an RFC 8288 ``Link`` header c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -40,6 +41,27 @@ class PagePagination(BasePagination):
         self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
         start = (self.page - 1) * self.limit
         return list(queryset[start : start + self.limit])
+
+    def paginate_rows(
+        self, request: Request, fetch: Callable[[int, int], list[Any]], count: Callable[[], int]
+    ) -> list[Any]:
+        """A page read with ``fetch(offset, limit)`` from a statement of its own.
+
+        One row more than the page is asked for: a page that is not full (and not past the
+        end) gives the total without running ``count()``. The list returned is the one
+        ``fetch`` made (its type is kept), cut to the page.
+        """
+        self.request = request
+        self.page = _positive_int(request, "page", 1, None)
+        self.limit = _positive_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        offset = (self.page - 1) * self.limit
+        rows = fetch(offset, self.limit + 1)
+        if len(rows) <= self.limit and (rows or offset == 0):
+            self.total = offset + len(rows)
+        else:
+            self.total = count()
+        del rows[self.limit :]
+        return rows
 
     def get_paginated_response(self, data: Any) -> Response:
         response = Response(data)

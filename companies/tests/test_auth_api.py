@@ -613,3 +613,39 @@ def test_role_is_read_from_the_database_not_the_token(cast: Any) -> None:
     User.objects.filter(pk=cast.client.admin.pk).update(role=Role.EMPLOYEE)
     res = post(client, "/api/users", {"email": "x@example.com", "name": "X", "role": "EMPLOYEE"})
     assert error(res) == (403, "This action requires the ADMIN role")
+
+
+def test_principal_statement_loads_what_the_orm_loads(cast: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from companies.authentication import load_principal
+
+    user = cast.client.manager
+    expected = User.objects.select_related("company").get(pk=user.pk)
+    with CaptureQueriesContext(connection) as queries:
+        loaded = load_principal(user.pk)
+        assert loaded is not None
+        company = loaded.company  # cached with the user: no second query
+    assert len(queries) == 1
+    assert company is not None and expected.company is not None
+    for field in User._meta.concrete_fields:
+        assert getattr(loaded, field.attname) == getattr(expected, field.attname), field.name
+    for field in type(company)._meta.concrete_fields:
+        assert getattr(company, field.attname) == getattr(expected.company, field.attname)
+    assert loaded._state.adding is False and loaded._state.db == "default"
+    # the loaded instance saves like a queried one (an UPDATE, not an INSERT)
+    loaded.name = "Renamed by principal"
+    loaded.save(update_fields=["name"])
+    assert User.objects.get(pk=user.pk).name == "Renamed by principal"
+
+
+def test_principal_statement_misses_unknown_and_companyless_users(db: None) -> None:
+    import uuid
+
+    from companies.authentication import load_principal
+
+    staff = User.objects.create_user(email="ops@example.com", password=None, is_staff=True)
+    assert staff.company_id is None
+    assert load_principal(staff.pk) is None
+    assert load_principal(uuid.uuid4()) is None

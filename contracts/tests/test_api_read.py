@@ -172,3 +172,35 @@ def test_finance_metrics_is_not_read_as_a_contract_id(cast: Cast) -> None:
     res = get(cast.api(cast.client.manager), f"{URL}/finance-metrics")
     assert res.status_code == 200
     assert "budget" in res.json()
+
+
+def test_list_rows_equal_the_contract_output_serializer(cast: Cast) -> None:
+    """The list is built from one SQL statement; the detail (and create, transitions) from
+    ContractOutput: both give the same object for the same contract."""
+    from contracts.selectors import contract_for_output
+    from contracts.serializers import ContractOutput
+
+    made = make_contracts(cast)
+    made["paused"].end_date = made["paused"].start_date + timedelta(days=30)
+    made["paused"].save()
+    listed = get(cast.api(cast.catering.employee), URL).json()
+    expected = [
+        ContractOutput(contract_for_output(contract_id=made[name].pk)).data
+        for name in ("active", "paused", "terminated")
+    ]
+    from chefops.api.renderers import camelize
+
+    assert listed == [camelize(dict(item)) for item in expected]
+    assert listed[1]["endDate"] is not None
+
+
+def test_paging_past_the_end_and_exact_pages(cast: Cast) -> None:
+    make_contracts(cast)
+    api = cast.api(cast.catering.manager)
+    past = get(api, f"{URL}?page=5&limit=2")
+    assert (past.json(), past["X-Total-Count"]) == ([], "3")
+    full = get(api, f"{URL}?page=1&limit=3")
+    assert (len(full.json()), full["X-Total-Count"]) == (3, "3")
+    more = get(api, f"{URL}?page=1&limit=2")
+    assert (len(more.json()), more["X-Total-Count"]) == (2, "3")
+    assert 'rel="next"' in more["Link"]

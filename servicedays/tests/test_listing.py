@@ -178,3 +178,40 @@ def test_query_count_does_not_grow_with_rows(cast: Any) -> None:
         == 90
     )
     assert counts[0] == counts[1]
+
+
+def test_first_page_rows_equal_the_serializer_output(cast: Any, contract: Contract) -> None:
+    """The one-query first page (JSON text straight from SQL) matches service_day_data, for
+    whole seconds (SQLite stores no fraction), sub-millisecond values (truncated) and nulls."""
+    from chefops.api.renderers import camelize
+    from servicedays.serializers import service_day_data
+
+    whole = datetime(2026, 1, 17, 10, 30, 0, tzinfo=UTC)
+    fine = datetime(2026, 1, 17, 23, 59, 59, 999999, tzinfo=UTC)
+    make_day(contract, date(2026, 1, 19), created_at=whole, updated_at=fine)
+    make_day(
+        contract,
+        date(2026, 1, 20),
+        expected_quantity=0,
+        expected_confirmed_at=fine,
+        served_quantity=31,
+        served_confirmed_at=whole,
+        status=ServiceDayStatus.CONFIRMED,
+        created_at=fine,
+        updated_at=whole,
+    )
+    make_day(contract, date(2026, 1, 21))
+    body = list_days(cast, contract, "from=2026-01-19&to=2026-01-21").json()
+    days = ServiceDay.objects.filter(contract=contract).order_by("service_date")
+    assert body == [camelize(service_day_data(day)) for day in days]
+    assert body[0]["createdAt"] == "2026-01-17T10:30:00.000Z"
+    assert body[0]["updatedAt"] == "2026-01-17T23:59:59.999Z"
+    # the paged path (no fast path) gives the same objects
+    assert (
+        list_days(cast, contract, "from=2026-01-19&to=2026-01-21&page=1&limit=2").json()
+        == (body[:2])
+    )
+    assert (
+        list_days(cast, contract, "from=2026-01-19&to=2026-01-21&page=2&limit=2").json()
+        == (body[2:])
+    )

@@ -1,0 +1,163 @@
+"""Per-tenant cache of the hot read endpoints, invalidated by version tokens on commit.
+
+The contract list, a contract's service days, its weekly report and a client's finance
+metrics are read far more often than they change (dashboards poll them). Each cached body is
+stored with the version tokens it was computed under:
+
+* ``rc:v:all`` — bumped by writes that can show in any tenant's reads (a company renamed, a
+  daily job inserting days for every contract);
+* ``rc:v:<company id>`` — bumped when something of that company changes: a service day or a
+  contract it is a party of (both parties are bumped).
+
+A read fetches both tokens and its entry in one ``get_many``; the entry is served only if it
+was computed under the current tokens (and the same ``stamp``, e.g. today's date for figures
+that depend on it). Tokens are read before the database is queried and bumped after the
+writing transaction commits, so an entry computed from data older than a committed write can
+never carry the tokens written after it. Bumps come from model signals (every ``save`` and
+``delete`` of ServiceDay, Contract, ContractWeekday and Company, which covers the services
+and the admin) and from explicit calls in the set-based writers (generation, fallback, bulk
+inserts, retention), which bypass signals.
+
+On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
+(Redis): the web workers and the Celery worker must see the same tokens. A cache outage
+degrades to computing every read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpResponse
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ALL = "rc:v:all"
+
+
+def enabled() -> bool:
+    return int(getattr(settings, "READ_CACHE_SECONDS", 0) or 0) > 0
+
+
+def _tenant(company_id: Any) -> str:
+    return f"rc:v:{company_id}"
+
+
+def _entry(company_id: Any, key: str) -> str:
+    digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+    return f"rc:e:{company_id}:{digest}"
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
+def _current(key: str, known: Any) -> Any:
+    if known is not None:
+        return known
+    cache.add(key, _token(), timeout=None)  # atomic: concurrent first readers agree
+    return cache.get(key)
+
+
+def cached(
+    company_id: Any,
+    key: str,
+    compute: Callable[[], T],
+    *,
+    stamp: str = "",
+    cacheable: Callable[[T], bool] = lambda value: True,
+) -> T:
+    """``compute()``, or its value cached for this company under ``key`` (e.g. the full URL)
+    while no write touched the company since. Exceptions are not cached."""
+    if not enabled():
+        return compute()
+    entry_key = _entry(company_id, key)
+    tenant_key = _tenant(company_id)
+    try:
+        found = cache.get_many([ALL, tenant_key, entry_key])
+        tokens = (_current(ALL, found.get(ALL)), _current(tenant_key, found.get(tenant_key)))
+    except Exception:
+        logger.warning("read cache unavailable: computing", exc_info=True)
+        return compute()
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == tokens and entry[1] == stamp:
+        return entry[2]
+    value = compute()
+    if not cacheable(value):
+        return value
+    try:
+        cache.set(entry_key, (tokens, stamp, value), timeout=settings.READ_CACHE_SECONDS)
+    except Exception:
+        logger.warning("read cache unavailable: entry not stored", exc_info=True)
+    return value
+
+
+CARRIED_HEADERS = ("X-Total-Count", "Link")
+
+
+def cached_response(
+    request: Request, company_id: Any, build: Callable[[], Response], *, stamp: str = ""
+) -> HttpResponse:
+    """A view's 200 response through ``cached``: the rendered body and the paging headers,
+    keyed by the negotiated media type and the full URL the client asked for (the ``Link``
+    header repeats its host). A hit costs no query, no serializer and no rendering. Any other
+    status is returned as built and never stored."""
+    renderer = request.accepted_renderer
+    media_type = request.accepted_media_type
+    built: list[Response] = []
+
+    def compute() -> tuple[bytes, dict[str, str]] | None:
+        response = build()
+        if response.status_code != 200:
+            built.append(response)
+            return None
+        context = {"request": request, "response": response, "view": None}
+        rendered = renderer.render(response.data, media_type, context)
+        body = rendered if isinstance(rendered, bytes) else rendered.encode()
+        headers = {name: response[name] for name in CARRIED_HEADERS if name in response}
+        return body, headers
+
+    value = cached(
+        company_id,
+        f"{media_type} {request.build_absolute_uri()}",
+        compute,
+        stamp=stamp,
+        cacheable=lambda found: found is not None,
+    )
+    if value is None:
+        return built[0]
+    body, headers = value
+    response = HttpResponse(body, content_type=f"{renderer.media_type}; charset={renderer.charset}")
+    for name, header in headers.items():
+        response[name] = header
+    return response
+
+
+def _bump(keys: list[str]) -> None:
+    try:
+        cache.set_many({key: _token() for key in keys}, timeout=None)
+    except Exception:
+        # Entries computed under the old tokens expire after READ_CACHE_SECONDS at most.
+        logger.error("read cache: invalidation failed for %s", keys, exc_info=True)
+
+
+def invalidate(company_ids: Iterable[Any]) -> None:
+    """After the current transaction commits: the reads of these companies are stale."""
+    keys = sorted({_tenant(c) for c in company_ids if c is not None})
+    if enabled() and keys:
+        transaction.on_commit(lambda: _bump(keys))
+
+
+def invalidate_all() -> None:
+    """After the current transaction commits: every tenant's reads are stale."""
+    if enabled():
+        transaction.on_commit(lambda: _bump([ALL]))

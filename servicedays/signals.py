@@ -1,0 +1,47 @@
+"""Read-cache invalidation (chefops.readcache) for every model write that goes through
+``save``/``delete``: services, the admin, fixtures and restores. Set-based writers call
+``readcache.invalidate*`` themselves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from chefops import readcache
+from companies.models import Company
+from contracts.models import Contract, ContractWeekday
+from servicedays.models import ServiceDay
+
+
+def _contract_parties(contract_id: Any) -> list[Any]:
+    parties = (
+        Contract.objects.filter(pk=contract_id)
+        .values_list("catering_company_id", "client_company_id")
+        .first()
+    )
+    return list(parties) if parties else []
+
+
+@receiver([post_save, post_delete], sender=ServiceDay)
+@receiver([post_save, post_delete], sender=ContractWeekday)
+def service_day_changed(sender: Any, instance: ServiceDay | ContractWeekday, **kwargs: Any) -> None:
+    if not readcache.enabled():
+        return
+    contract = instance._state.fields_cache.get("contract")
+    if contract is not None:
+        readcache.invalidate([contract.catering_company_id, contract.client_company_id])
+    else:
+        readcache.invalidate(_contract_parties(instance.contract_id))
+
+
+@receiver([post_save, post_delete], sender=Contract)
+def contract_changed(sender: Any, instance: Contract, **kwargs: Any) -> None:
+    readcache.invalidate([instance.catering_company_id, instance.client_company_id])
+
+
+@receiver([post_save, post_delete], sender=Company)
+def company_changed(sender: Any, instance: Company, **kwargs: Any) -> None:
+    # Its name shows in its partners' contract lists, reports and finance metrics.
+    readcache.invalidate_all()
