@@ -14,6 +14,12 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
+# Connections one worker holds at most (busy + kept alive). A worker at the limit stops
+# accepting and answers beyond its keep-alive share with "Connection: close", so clients'
+# persistent connections spread over every worker instead of piling on whichever accepts
+# first (seen: 12 of 16 benchmark connections on one worker, that worker's GIL the
+# bottleneck and the p95 twice the median). See docs/benchmarks.md.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(threads + 2)))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5

@@ -481,7 +481,9 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         f"{data['service_days']} service days (PostgreSQL)",
         f"- server: gunicorn chefops.wsgi -c gunicorn.conf.py (WEB_CONCURRENCY="
         f"{os.environ.get('WEB_CONCURRENCY', '3')}, GUNICORN_THREADS="
-        f"{os.environ.get('GUNICORN_THREADS', '4')}, no worker recycling), DEBUG off",
+        f"{os.environ.get('GUNICORN_THREADS', '4')}, GUNICORN_WORKER_CONNECTIONS="
+        f"{os.environ.get('GUNICORN_WORKER_CONNECTIONS', 'threads + 2')}, no worker recycling), "
+        "DEBUG off",
         f"- load: {args.concurrency} concurrent keep-alive connections, {args.duration:.0f} s "
         f"per endpoint"
         + (f" (at most {args.max_requests} requests)" if ctx["driver"] == "python" else ""),
@@ -496,7 +498,7 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         if r.note:
             lines.append(f"| {r.name} | - | - | - | - | - | - | - | {r.note} |")
             continue
-        if r.name == "health":
+        if r.name.startswith("health"):
             verdict = "ok" if r.rps >= TARGET_HEALTH_RPS else "MISSED"
             target = f"≥ {TARGET_HEALTH_RPS:.0f} req/s: {verdict}"
         else:

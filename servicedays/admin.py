@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, QueryDict
 
+from chefops import readcache
 from servicedays.models import ServiceDay
 
 CONFIRMATION_FIELDS = (
@@ -93,3 +94,17 @@ class ServiceDayAdmin(admin.ModelAdmin):
             return super().get_search_results(request, queryset, search_term)
         # An id matches exactly (indexed), instead of a text scan over every row.
         return queryset.filter(contract_id=wanted) | queryset.filter(pk=wanted), False
+
+    # Deletes bypass the save signal (servicedays/signals.py): the read cache of both parties
+    # is invalidated here.
+    def delete_model(self, request: HttpRequest, obj: ServiceDay) -> None:
+        parties = [obj.contract.catering_company_id, obj.contract.client_company_id]
+        super().delete_model(request, obj)
+        readcache.invalidate(parties)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ServiceDay]) -> None:
+        parties = set(
+            queryset.values_list("contract__catering_company_id", "contract__client_company_id")
+        )
+        super().delete_queryset(request, queryset)
+        readcache.invalidate({company for pair in parties for company in pair})

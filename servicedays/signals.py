@@ -1,6 +1,6 @@
 """Read-cache invalidation (chefops.readcache) for every model write that goes through
-``save``/``delete``: services, the admin, fixtures and restores. Set-based writers call
-``readcache.invalidate*`` themselves."""
+``save`` (and ``delete`` of contracts and companies): services, the admin, fixtures and
+restores. Set-based writers call ``readcache.invalidate*`` themselves."""
 
 from __future__ import annotations
 
@@ -24,8 +24,11 @@ def _contract_parties(contract_id: Any) -> list[Any]:
     return list(parties) if parties else []
 
 
-@receiver([post_save, post_delete], sender=ServiceDay)
-@receiver([post_save, post_delete], sender=ContractWeekday)
+# Saves only: a delete listener would stop Django from deleting these (big) tables' rows in
+# bulk (it would load every row to signal it). Their deletes are the retention purge (the
+# company's own delete signal invalidates everything) and the admin (ServiceDayAdmin).
+@receiver(post_save, sender=ServiceDay)
+@receiver(post_save, sender=ContractWeekday)
 def service_day_changed(sender: Any, instance: ServiceDay | ContractWeekday, **kwargs: Any) -> None:
     if not readcache.enabled():
         return

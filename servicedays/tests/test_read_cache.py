@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from chefops import readcache
 from companies.models import Company
 from contracts import services as contract_services
 from contracts.models import Contract
@@ -123,6 +124,7 @@ def test_jobs_and_set_based_writers_invalidate(cast: Any) -> None:
     assert dates == ["2026-01-21", "2026-01-23", "2026-01-26", "2026-01-28", "2026-01-30"]
     # the generate endpoint (bulk insert, no signals)
     ServiceDay.objects.filter(service_date__gt=date(2026, 1, 21)).delete()
+    readcache.invalidate_all()  # a bulk delete sends no signal (only retention does one)
     assert len(read(cast, url)[0].json()) == 1
     res = post_json(
         cast.api(cast.catering.manager),
@@ -187,3 +189,25 @@ def test_entries_are_per_media_type_and_errors_are_never_stored(cast: Any) -> No
         res = api.get(bad)
         assert res.status_code == 400
         assert res.json()["message"] == ["to must be a valid ISO 8601 date string"]
+
+
+def test_admin_deletes_invalidate_and_bulk_deletes_stay_one_statement(
+    cast: Any, client: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    contract = make_contract(cast)
+    first = make_day(contract, date(2026, 1, 19))
+    make_day(contract, date(2026, 1, 21))
+    url = urls(contract)["range"]
+    assert len(read(cast, url)[0].json()) == 2
+    staff = get_user_model().objects.create_superuser(email="ops@example.com", password="x-pass-1")
+    client.force_login(staff)
+    res = client.post(f"/admin/servicedays/serviceday/{first.pk}/delete/", {"post": "yes"})
+    assert res.status_code == 302
+    assert len(read(cast, url)[0].json()) == 1
+    # no delete signal on service days: a queryset delete is one DELETE, not a fetch per row
+    with CaptureQueriesContext(connection) as queries:
+        ServiceDay.objects.filter(contract=contract).delete()
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == ["DELETE"]
