@@ -12,7 +12,14 @@ from django.db.models import F, Q, QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
 from chefops.api.renderers import CamelDict, CamelList
-from chefops.api.sqltext import VendorSql, date_text, iso_ms_sql, iso_ms_text, uuid_text
+from chefops.api.sqltext import (
+    VendorSql,
+    date_text,
+    iso_ms_sql,
+    iso_ms_text,
+    uuid_sql,
+    uuid_text,
+)
 from companies.models import Company
 from contracts import rules
 from contracts.models import Contract, ContractWeekday
@@ -60,11 +67,21 @@ _PARTY = "(c.catering_company_id = %s OR c.client_company_id = %s)"
 
 def _build_page_sql(with_status: bool) -> str:
     status = " AND c.status = %s" if with_status else ""
+    postgres = connection.vendor == "postgresql"
+    # PostgreSQL: ids as text and the weekdays as an array of the same row (one query);
+    # SQLite: a second query for the weekdays (no arrays), ids converted in Python.
+    weekdays = (
+        f"ARRAY(SELECT w.day_of_week FROM {_WEEKDAY} w "  # noqa: S608 - model metadata
+        "WHERE w.contract_id = c.id ORDER BY w.id)"
+        if postgres
+        else "NULL"
+    )
     return f"""
-SELECT c.id, c.catering_company_id, c.client_company_id, c.start_date, c.end_date,
+SELECT {uuid_sql("c.id")}, {uuid_sql("c.catering_company_id")},
+       {uuid_sql("c.client_company_id")}, c.start_date, c.end_date,
        c.price_per_service, c.flexible_quantity, c.min_daily_quantity, c.max_daily_quantity,
        c.notice_period_hours, c.status, {iso_ms_sql("c.created_at")},
-       {iso_ms_sql("c.updated_at")}, cat.name, cli.name
+       {iso_ms_sql("c.updated_at")}, cat.name, cli.name, {weekdays}
 FROM {_CONTRACT} c
 JOIN {_COMPANY} cat ON cat.id = c.catering_company_id
 JOIN {_COMPANY} cli ON cli.id = c.client_company_id
@@ -92,20 +109,20 @@ def contract_page_rows(
     *, company: Company, status: str | None, offset: int, limit: int
 ) -> CamelList:
     """Rows ``offset`` .. ``offset + limit`` of ``contract_list`` as the contract objects of
-    ``ContractOutput`` (a test pins the two together), in two queries: the page, then the
-    weekdays of its contracts."""
+    ``ContractOutput`` (a test pins the two together): one query on PostgreSQL, two on
+    SQLite (the weekdays of the page's contracts)."""
     with connection.cursor() as cursor:
         cursor.execute(
             _PAGE[status is not None].sql, [*_list_params(company, status), limit, offset]
         )
         rows = cursor.fetchall()
-        weekdays: dict[str, list[int]] = defaultdict(list)
-        if rows:
+        weekdays: dict[Any, list[int]] = defaultdict(list)
+        if rows and rows[0][15] is None:  # SQLite
             cursor.execute(
                 _WEEKDAYS_SQL.format(ids=", ".join(["%s"] * len(rows))), [row[0] for row in rows]
             )
             for contract_id, day in cursor.fetchall():
-                weekdays[uuid_text(contract_id)].append(day)
+                weekdays[contract_id].append(day)
     page = CamelList()
     for (
         pk,
@@ -123,11 +140,11 @@ def contract_page_rows(
         updated,
         catering_name,
         client_name,
+        days,
     ) in rows:
-        contract_id = uuid_text(pk)
         page.append(
             CamelDict(
-                id=contract_id,
+                id=uuid_text(pk),
                 cateringCompanyId=uuid_text(catering_id),
                 clientCompanyId=uuid_text(client_id),
                 startDate=date_text(start),
@@ -140,7 +157,7 @@ def contract_page_rows(
                 status=state,
                 createdAt=iso_ms_text(created),
                 updatedAt=iso_ms_text(updated),
-                serviceDays=weekdays.get(contract_id, []),
+                serviceDays=weekdays.get(pk, []) if days is None else days,
                 cateringName=catering_name,
                 clientName=client_name,
             )

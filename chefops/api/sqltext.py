@@ -43,6 +43,11 @@ def iso_ms_text(value: str | datetime | None) -> str | None:
     return iso_ms(value)
 
 
+def uuid_sql(column: str) -> str:
+    """A UUID column as its canonical text on PostgreSQL (finished by ``uuid_text``)."""
+    return f"{column}::text" if connection.vendor == "postgresql" else column
+
+
 def uuid_text(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
