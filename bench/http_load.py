@@ -56,6 +56,16 @@ class Result:
     elapsed_s: float = 0.0
     note: str = ""
     server_cpu_ms: float = float("nan")  # gunicorn worker CPU per request
+    cache_hits: float | None = None  # read-cache lookups during the run (from /metrics)
+    cache_misses: float | None = None
+    writes: int = 0  # confirmations the background writer made during the run
+
+    def hit_ratio(self) -> str:
+        if self.cache_hits is None or self.cache_misses is None:
+            return "-"
+        lookups = self.cache_hits + self.cache_misses
+        return f"{100 * self.cache_hits / lookups:.1f} %" if lookups else "-"
+
     # Set by drivers that report aggregates instead of raw latencies (wrk): the number of
     # completed requests and precomputed percentiles in ms ({50: …, 95: …, 99: …}).
     requests: int | None = None
@@ -185,12 +195,24 @@ def prepare(env: dict[str, str]) -> dict[str, Any]:
         companies = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM contracts_contract")
         contracts = cursor.fetchone()[0]
+    # Days the client can still confirm (24 h notice): the background writer's supply.
+    writable = [
+        (str(day_id), minimum)
+        for day_id, minimum in ServiceDay.objects.filter(
+            contract__client_company=client_user.company,
+            expected_quantity__isnull=True,
+            service_date__gte=today + timedelta(days=2),
+        )
+        .order_by("service_date", "id")
+        .values_list("id", "contract__min_daily_quantity")
+    ]
     connection.close()
     monday = rules.monday_of_week(today)
     return {
         "client_token": access_token_for(client_user),
         "caterer_token": access_token_for(caterer_user),
         "client_contracts": client_contracts,
+        "writable_days": writable,
         "caterer_contracts": Contract.objects.filter(catering_company=caterer_user.company).count(),
         "from": (today - timedelta(days=29)).isoformat(),
         "to": today.isoformat(),
@@ -474,9 +496,12 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
         f"Python {platform.python_version()}; load driver on the same machine",
         f"- load driver: {ctx['driver_label']}",
-        "- cache: Redis (local); read cache (READ_CACHE_SECONDS) per row: [read cache on] rows "
-        "repeat reads of unchanged data, so they measure cache hits; the other rows compute "
-        "every response",
+        "- cache: Redis (local). [read cache off] rows: READ_CACHE_SECONDS=0, every response "
+        "computed. [read cache on] rows: READ_CACHE_SECONDS=300 (the production default), "
+        f"cold at the start of each mode; during the client's endpoints the client confirms "
+        f"{args.writes_per_second:g} service days per second through the API (each write "
+        "invalidates all of the client's cached reads); 'cache hits' is the share of lookups "
+        "answered from the cache (chefops_read_cache_lookups_total)",
         f"- data: {data['companies']} companies, {data['contracts']} contracts, "
         f"{data['service_days']} service days (PostgreSQL)",
         f"- server: gunicorn chefops.wsgi -c gunicorn.conf.py (WEB_CONCURRENCY="
@@ -491,12 +516,12 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         f"{os.getloadavg()[0]:.1f} (other work on the machine skews the figures)",
         "",
         "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | web CPU ms/req "
-        "| target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| cache hits | writes | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         if r.note:
-            lines.append(f"| {r.name} | - | - | - | - | - | - | - | {r.note} |")
+            lines.append(f"| {r.name} | - | - | - | - | - | - | - | - | - | {r.note} |")
             continue
         if r.name.startswith("health"):
             verdict = "ok" if r.rps >= TARGET_HEALTH_RPS else "MISSED"
@@ -506,7 +531,8 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
             target = f"p95 ≤ {TARGET_P95_MS:.0f} ms: {verdict}"
         lines.append(
             f"| {r.name} | {r.count} | {r.errors} | {r.rps:.0f} | {r.pct(50):.1f} | "
-            f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.server_cpu_ms:.1f} | {target} |"
+            f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.server_cpu_ms:.1f} | {r.hit_ratio()} | "
+            f"{r.writes or '-'} | {target} |"
         )
     verdict = "ok" if gen.duration_ms <= 5000 else "MISSED"
     lines += [
@@ -531,6 +557,59 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
 
 
 RSS: list[list[float]] = []
+
+
+def read_cache_lookups(port: int) -> dict[str, float]:
+    """chefops_read_cache_lookups_total by result, summed over the workers (/metrics)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("chefops_read_cache_lookups_total{"):
+            labels, value = line.rsplit(" ", 1)
+            result = labels.split('result="', 1)[1].split('"', 1)[0]
+            found[result] = found.get(result, 0.0) + float(value)
+    return found
+
+
+class Writer(threading.Thread):
+    """Confirms expected quantities through the API at a steady rate while a read endpoint is
+    measured: each write invalidates the client's cached reads, as real traffic would."""
+
+    def __init__(self, port: int, token: str, days: list[tuple[str, int]], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.port, self.token, self.days, self.rate = port, token, days, rate
+        self.stop = threading.Event()
+        self.ok = 0
+        self.failed = 0
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        while not self.stop.wait(1 / self.rate) and self.days:
+            day_id, quantity = self.days.pop(0)
+            body = json.dumps({"expectedQuantity": quantity})
+            try:
+                conn.request("POST", f"/api/service-days/{day_id}/confirm-expected", body, headers)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 201:
+                    self.ok += 1
+                else:
+                    self.failed += 1
+            except (OSError, http.client.HTTPException):
+                self.failed += 1
+                conn.close()
+                conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
+        conn.close()
+
+
+# The endpoints whose cached runs have a client writing at the same time (the contract list
+# is the caterer's: the client's confirmations do not touch it).
+WRITTEN_ENDPOINTS = frozenset({"service-day range (30 days)", "weekly report", "finance metrics"})
+WRITER: dict[str, Any] = {}
 
 
 def run_endpoints(
@@ -561,10 +640,27 @@ def run_endpoints(
                 script = write_wrk_script(Path(scripts.name), index, paths, token, args.concurrency)
             # warm-up: let every worker open its database connection
             measure(name, paths, token, script, 1.0, 2000)
+            cached_mode = env.get("READ_CACHE_SECONDS", "0") != "0"
+            writer = None
+            if cached_mode and args.writes_per_second > 0 and name in WRITTEN_ENDPOINTS:
+                writer = Writer(args.port, WRITER["token"], WRITER["days"], args.writes_per_second)
+            lookups_before = read_cache_lookups(args.port) if cached_mode else {}
             cpu_before = workers_cpu_s(server)
+            if writer is not None:
+                writer.start()
             result = measure(name, paths, token, script, args.duration, args.max_requests)
+            if writer is not None:
+                writer.stop.set()
+                writer.join(timeout=30)
+                result.writes = writer.ok
+                if writer.failed:
+                    print(f"{name}: {writer.failed} background writes failed", flush=True)
             if result.count:
                 result.server_cpu_ms = (workers_cpu_s(server) - cpu_before) * 1000 / result.count
+            if cached_mode:
+                after = read_cache_lookups(args.port)
+                result.cache_hits = after.get("hit", 0) - lookups_before.get("hit", 0)
+                result.cache_misses = after.get("miss", 0) - lookups_before.get("miss", 0)
             result.name = name + label
             results.append(result)
             print(
@@ -606,6 +702,13 @@ def main() -> None:
         default="both",
         help="READ_CACHE_SECONDS of the server: 0 (every request computes), 300, or both runs",
     )
+    parser.add_argument(
+        "--writes-per-second",
+        type=float,
+        default=2.0,
+        help="confirmations the client makes through the API during each cached run of the "
+        "client's endpoints (each invalidates its cached reads); 0 for none",
+    )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "http.md"))
     args = parser.parse_args()
     if "bench" not in args.db_url.rsplit("/", 1)[1]:
@@ -631,6 +734,7 @@ def main() -> None:
     print(ctx["generation"].line(), flush=True)
 
     client_auth, caterer_auth = ctx["client_token"], ctx["caterer_token"]
+    WRITER.update(token=client_auth, days=list(ctx["writable_days"]))
     contracts = ctx["client_contracts"]
     endpoints: list[tuple[str, list[str], str | None]] = [
         ("health", ["/api/health"], None),

@@ -63,6 +63,11 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+READ_CACHE = Counter(
+    "chefops_read_cache_lookups_total",
+    "Lookups of the per-tenant read cache (chefops/readcache.py): hit, miss or error.",
+    ["result"],
+)
 
 
 def route_template(request: HttpRequest) -> str:

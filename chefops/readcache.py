@@ -18,6 +18,7 @@ never carry the tokens written after it. Bumps come from model signals (every ``
 and the admin) and from explicit calls in the set-based writers (generation, fallback, bulk
 inserts, retention), which bypass signals.
 
+Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``.
 On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
 (Redis): the web workers and the Celery worker must see the same tokens. A cache outage
 degrades to computing every read.
@@ -37,6 +38,8 @@ from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from chefops.metrics import READ_CACHE
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,10 +90,13 @@ def cached(
         tokens = (_current(ALL, found.get(ALL)), _current(tenant_key, found.get(tenant_key)))
     except Exception:
         logger.warning("read cache unavailable: computing", exc_info=True)
+        READ_CACHE.labels("error").inc()
         return compute()
     entry = found.get(entry_key)
     if entry is not None and entry[0] == tokens and entry[1] == stamp:
+        READ_CACHE.labels("hit").inc()
         return entry[2]
+    READ_CACHE.labels("miss").inc()
     value = compute()
     if not cacheable(value):
         return value

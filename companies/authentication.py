@@ -1,7 +1,8 @@
 """Bearer JWT authentication (HS256, PyJWT). The subject is a user; user and company must be
 active on every request, so deactivation takes effect at once.
 
-Cost per request: one indexed query (user + company by primary key, a statement built once per
+Cost per request: a token's signature is verified once per process (then only its expiry),
+one indexed query (user + company by primary key, a statement built once per
 database connection vendor rather than compiled by the ORM on every request) and one cache
 ``add``.
 Session activity is written at most once per clock minute per user: the first request of a
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -51,14 +53,31 @@ def access_token_for(user: User, *, session_id: uuid.UUID | None = None) -> str:
     return jwt.encode(payload, settings.JWT_SECRET, algorithm=ALGORITHM)
 
 
-def decode_access_token(token: str) -> dict[str, Any]:
+LEEWAY_SECONDS = 5
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(secret: str, token: str) -> dict[str, Any]:
+    """The claims of a token whose signature and claims checked out once (per process).
+
+    A token's bytes never change and its signature was checked with ``secret``: only the
+    expiry can turn it invalid later, and ``decode_access_token`` checks that on every use.
+    Failures raise, so they are never cached.
+    """
     return jwt.decode(
         token,
-        settings.JWT_SECRET,
+        secret,
         algorithms=[ALGORITHM],
         options={"require": ["sub", "exp", "iat"]},
-        leeway=5,
+        leeway=LEEWAY_SECONDS,
     )
+
+
+def decode_access_token(token: str) -> dict[str, Any]:
+    claims = _verified_claims(settings.JWT_SECRET, token)
+    if int(claims["exp"]) + LEEWAY_SECONDS <= timezone.now().timestamp():
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    return dict(claims)
 
 
 class JWTAuthentication(BaseAuthentication):
@@ -165,6 +184,13 @@ def load_principal(user_id: uuid.UUID) -> User | None:
     return _principal.load(user_id)
 
 
+# Users this process has already recorded (or seen recorded) in their current minute: their
+# later requests of that minute skip the cache round trip. Bounded; plain dict operations are
+# atomic under the GIL, and a race only costs one redundant ``cache.add``.
+ACTIVITY_SEEN_MAX = 10_000
+_activity_seen: dict[uuid.UUID, int] = {}
+
+
 def record_activity(user: User) -> None:
     """Write ``last_activity_at`` at most once per clock minute per user, without a write
     per request.
@@ -176,6 +202,8 @@ def record_activity(user: User) -> None:
     """
     now = timezone.now()
     minute = int(now.timestamp()) // ACTIVITY_INTERVAL_SECONDS
+    if _activity_seen.get(user.pk) == minute:
+        return  # this process already asked the cache this minute: the answer is "not first"
     try:
         first_this_minute = cache.add(
             f"activity:{user.pk}:{minute}", 1, timeout=ACTIVITY_INTERVAL_SECONDS + 1
@@ -183,6 +211,9 @@ def record_activity(user: User) -> None:
     except Exception:
         logger.warning("session activity not recorded: cache unavailable", exc_info=True)
         return
+    if len(_activity_seen) >= ACTIVITY_SEEN_MAX:
+        _activity_seen.clear()
+    _activity_seen[user.pk] = minute
     if first_this_minute:
         User.objects.filter(pk=user.pk).update(last_activity_at=now)
         user.last_activity_at = now

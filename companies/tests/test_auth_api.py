@@ -649,3 +649,49 @@ def test_principal_statement_misses_unknown_and_companyless_users(db: None) -> N
     assert staff.company_id is None
     assert load_principal(staff.pk) is None
     assert load_principal(uuid.uuid4()) is None
+
+
+def test_signatures_are_verified_once_per_process_but_expiry_and_secret_always(
+    cast: Any, settings: Any
+) -> None:
+    from companies.authentication import _verified_claims, decode_access_token
+
+    user = cast.client.employee
+    token = access_token_for(user)
+    before = _verified_claims.cache_info()
+    assert decode_access_token(token)["sub"] == str(user.id)
+    assert decode_access_token(token)["sub"] == str(user.id)
+    after = _verified_claims.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    # a changed secret is part of the key: the token is checked again, and fails
+    secret = settings.JWT_SECRET
+    settings.JWT_SECRET = "another-secret-of-at-least-32-bytes!"
+    with pytest.raises(jwt.InvalidSignatureError):
+        decode_access_token(token)
+    settings.JWT_SECRET = secret
+    # past expiry (plus leeway) the cached claims are refused
+    with time_machine.travel(timezone.now() + timedelta(minutes=15, seconds=10)):
+        with pytest.raises(jwt.ExpiredSignatureError):
+            decode_access_token(token)
+
+
+def test_activity_is_asked_of_the_cache_once_per_user_and_minute(cast: Any) -> None:
+    from django.core.cache import cache
+
+    from companies import authentication
+
+    user = cast.client.manager
+    api = cast.api(user)
+    start = (timezone.now() + timedelta(minutes=1)).replace(second=5)
+    with time_machine.travel(start, tick=False):
+        assert api.get("/api/auth/session-status").status_code == 200
+        minute = int(timezone.now().timestamp()) // authentication.ACTIVITY_INTERVAL_SECONDS
+        assert authentication._activity_seen[user.pk] == minute
+        # the shared key is gone (e.g. evicted): this process does not ask again this minute
+        cache.delete(f"activity:{user.pk}:{minute}")
+        User.objects.filter(pk=user.pk).update(last_activity_at=None)
+        assert api.get("/api/auth/session-status").status_code == 200
+        assert User.objects.get(pk=user.pk).last_activity_at is None
+    with time_machine.travel(start + timedelta(minutes=1), tick=False):
+        assert api.get("/api/auth/session-status").status_code == 200
+        assert User.objects.get(pk=user.pk).last_activity_at is not None

@@ -58,9 +58,17 @@ def read(cast: Any, url: str, user: Any = None) -> tuple[Any, int]:
     return response, len(data_queries)
 
 
+def lookups(result: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value("chefops_read_cache_lookups_total", {"result": result})
+    return value or 0.0
+
+
 def test_a_second_read_is_served_from_the_cache_with_its_headers(cast: Any) -> None:
     contract = make_contract(cast)
     make_day(contract, date(2026, 1, 19))
+    hits, misses = lookups("hit"), lookups("miss")
     for name, url in {**urls(contract), "finance": "/api/contracts/finance-metrics"}.items():
         first, ran = read(cast, url)
         assert ran >= 1, name
@@ -69,6 +77,7 @@ def test_a_second_read_is_served_from_the_cache_with_its_headers(cast: Any) -> N
         assert second.json() == first.json()
         assert second.get("X-Total-Count") == first.get("X-Total-Count")
         assert second.get("Link") == first.get("Link")
+    assert (lookups("hit") - hits, lookups("miss") - misses) == (4, 4)
 
 
 def test_other_tenants_and_other_urls_do_not_share_entries(cast: Any) -> None:
