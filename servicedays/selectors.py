@@ -292,34 +292,33 @@ _UP = "sd.service_date >= %(up_first)s AND sd.service_date <= %(up_last)s"
 _SERVED = "sd.status = %(confirmed)s AND sd.served_quantity IS NOT NULL"
 _EXPECTED = "sd.expected_quantity IS NOT NULL"
 
-# One scan of the client's rows over the three windows, grouped per contract: the totals are
-# sums of the per-contract sums, and the deviation KPI counts the contracts whose month is off
-# by more than 10 %: abs(S - E) / E > 10 %  <=>  10 * abs(S - E) > E, in exact integer
-# arithmetic (E > 0 there), over the days with both quantities above zero.
+# One scan of the client's rows over the three windows, grouped per contract: integer sums per
+# contract (a contract has one price, so sum(quantity * price) = price * sum(quantity): no
+# numeric product per row), then totals over the contracts. The deviation KPI counts the
+# contracts whose month is off by more than 10 %: abs(S - E) / E > 10 %  <=>
+# 10 * abs(S - E) > E, in exact integer arithmetic (E > 0 there), over the days with both
+# quantities above zero.
 _DEVIATING = f"{_CUR} AND sd.expected_quantity > 0 AND sd.served_quantity > 0"
 _TOTALS_SQL = f"""
 WITH per_contract AS (
   SELECT
-    SUM(CASE WHEN {_CUR} AND {_SERVED} THEN sd.served_quantity * c.price_per_service END) AS t0,
-    SUM(CASE WHEN {_CUR} AND {_SERVED} THEN sd.served_quantity END) AS t1,
-    SUM(CASE WHEN {_CUR} AND {_EXPECTED} THEN sd.expected_quantity * c.price_per_service END)
-      AS t2,
-    SUM(CASE WHEN {_CUR} AND {_EXPECTED} THEN sd.expected_quantity END) AS t3,
-    SUM(CASE WHEN {_PREV} AND {_SERVED} THEN sd.served_quantity * c.price_per_service END)
-      AS t4,
-    SUM(CASE WHEN {_PREV} AND {_SERVED} THEN sd.served_quantity END) AS t5,
-    SUM(CASE WHEN {_PREV} AND {_EXPECTED} THEN sd.expected_quantity END) AS t6,
-    COUNT(CASE WHEN {_UP} AND {_EXPECTED} THEN 1 END) AS t7,
-    SUM(CASE WHEN {_UP} AND {_EXPECTED} THEN sd.expected_quantity * c.price_per_service END)
-      AS t8,
+    c.price_per_service AS price,
+    SUM(CASE WHEN {_CUR} AND {_SERVED} THEN sd.served_quantity END) AS cur_served,
+    SUM(CASE WHEN {_CUR} AND {_EXPECTED} THEN sd.expected_quantity END) AS cur_expected,
+    SUM(CASE WHEN {_PREV} AND {_SERVED} THEN sd.served_quantity END) AS prev_served,
+    SUM(CASE WHEN {_PREV} AND {_EXPECTED} THEN sd.expected_quantity END) AS prev_expected,
+    COUNT(CASE WHEN {_UP} AND {_EXPECTED} THEN 1 END) AS up_days,
+    SUM(CASE WHEN {_UP} AND {_EXPECTED} THEN sd.expected_quantity END) AS up_expected,
     SUM(CASE WHEN {_DEVIATING} THEN sd.served_quantity END) AS dev_served,
     SUM(CASE WHEN {_DEVIATING} THEN sd.expected_quantity END) AS dev_expected
   FROM {_FROM}
   WHERE c.client_company_id = %(company)s
     AND sd.service_date >= %(low)s AND sd.service_date <= %(high)s
-  GROUP BY sd.contract_id
+  GROUP BY sd.contract_id, c.price_per_service
 )
-SELECT SUM(t0), SUM(t1), SUM(t2), SUM(t3), SUM(t4), SUM(t5), SUM(t6), SUM(t7), SUM(t8),
+SELECT SUM(cur_served * price), SUM(cur_served), SUM(cur_expected * price), SUM(cur_expected),
+       SUM(prev_served * price), SUM(prev_served), SUM(prev_expected), SUM(up_days),
+       SUM(up_expected * price),
        SUM(CASE WHEN 10 * ABS(dev_served - dev_expected) > dev_expected THEN 1 ELSE 0 END)
 FROM per_contract
 """  # noqa: S608 - identifiers come from model metadata, values are parameters
