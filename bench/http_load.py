@@ -59,6 +59,9 @@ class Result:
     cache_hits: float | None = None  # read-cache lookups during the run (from /metrics)
     cache_misses: float | None = None
     writes: int = 0  # confirmations the background writer made during the run
+    # The SPEC §6 targets are judged on the production configuration (the read cache on when
+    # Redis is there); the cache-off run of "both" is reported for reference.
+    counts_for_target: bool = True
 
     def hit_ratio(self) -> str:
         if self.cache_hits is None or self.cache_misses is None:
@@ -485,6 +488,19 @@ def probe(port: int, path: str, token: str) -> tuple[int, str]:
     return response.status, body
 
 
+def target_met(r: Result) -> bool:
+    if r.name.startswith("health"):
+        return r.rps >= TARGET_HEALTH_RPS
+    return r.pct(95) <= TARGET_P95_MS
+
+
+def target_verdict(r: Result) -> str:
+    verdict = "ok" if target_met(r) else "MISSED"
+    if r.name.startswith("health"):
+        return f"≥ {TARGET_HEALTH_RPS:.0f} req/s: {verdict}"
+    return f"p95 ≤ {TARGET_P95_MS:.0f} ms: {verdict}"
+
+
 def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespace) -> str:
     gen, rerun = ctx["generation"], ctx["generation_rerun"]
     data = ctx["data"]
@@ -523,12 +539,9 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         if r.note:
             lines.append(f"| {r.name} | - | - | - | - | - | - | - | - | - | {r.note} |")
             continue
-        if r.name.startswith("health"):
-            verdict = "ok" if r.rps >= TARGET_HEALTH_RPS else "MISSED"
-            target = f"≥ {TARGET_HEALTH_RPS:.0f} req/s: {verdict}"
-        else:
-            verdict = "ok" if r.pct(95) <= TARGET_P95_MS else "MISSED"
-            target = f"p95 ≤ {TARGET_P95_MS:.0f} ms: {verdict}"
+        target = target_verdict(r)
+        if not r.counts_for_target:
+            target = f"({target.replace('MISSED', 'missed')}; cache off, for reference)"
         lines.append(
             f"| {r.name} | {r.count} | {r.errors} | {r.rps:.0f} | {r.pct(50):.1f} | "
             f"{r.pct(95):.1f} | {r.pct(99):.1f} | {r.server_cpu_ms:.1f} | {r.hit_ratio()} | "
@@ -662,6 +675,7 @@ def run_endpoints(
                 result.cache_hits = after.get("hit", 0) - lookups_before.get("hit", 0)
                 result.cache_misses = after.get("miss", 0) - lookups_before.get("miss", 0)
             result.name = name + label
+            result.counts_for_target = label != " [read cache off]"
             results.append(result)
             print(
                 f"{name}: {result.count} requests, {result.errors} errors, {result.rps:.0f} req/s, "
@@ -824,6 +838,9 @@ def main() -> None:
     print(report)
     if statistics.fmean([r.errors for r in results if not r.note] or [0]) > 0:
         raise SystemExit("some requests failed")
+    missed = [r.name for r in results if not r.note and r.counts_for_target and not target_met(r)]
+    if missed or ctx["generation"].duration_ms > 5000:
+        raise SystemExit("targets missed: " + ", ".join(missed or ["generation"]))
 
 
 if __name__ == "__main__":

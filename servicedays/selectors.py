@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -63,65 +63,39 @@ def service_days_in_range(
 
 # The hot read paths below answer in ONE query: the contract row LEFT JOINed with its days, so
 # the existence and party checks come with the data (no rows: unknown contract; one row with a
-# NULL day: no days). They run as raw SQL through ServiceDay.objects.raw, which still applies
-# the model's column converters; the ORM compiling two queries cost more CPU than running them.
+# NULL day: no days). They run as plain cursor statements: compiling them through the ORM and
+# making a model per row cost more CPU than running them.
 
 _DAY = ServiceDay._meta.db_table
 _CONTRACT = Contract._meta.db_table
 _COMPANY = Company._meta.db_table
-_DAY_COLUMNS = ", ".join(
-    f"sd.{f.column}" for f in ServiceDay._meta.concrete_fields if f.column != "id"
-)
-_DAYS_OF_CONTRACT_SQL = f"""
-SELECT c.catering_company_id AS party_catering_id, c.client_company_id AS party_client_id,
-       {{extra}} sd.id, {_DAY_COLUMNS}
+
+_REPORT_SQL = f"""
+SELECT c.catering_company_id, c.client_company_id, c.price_per_service, cat.name, cli.name,
+       sd.id, sd.service_date, sd.expected_quantity, sd.served_quantity, sd.status
 FROM {_CONTRACT} c
-{{joins}}
+JOIN {_COMPANY} cat ON cat.id = c.catering_company_id
+JOIN {_COMPANY} cli ON cli.id = c.client_company_id
 LEFT JOIN {_DAY} sd
        ON sd.contract_id = c.id AND sd.service_date >= %s AND sd.service_date <= %s
 WHERE c.id = %s
 ORDER BY sd.service_date, sd.id
 """  # noqa: S608 - identifiers come from model metadata, values are parameters
 
-_REPORT_SQL = _DAYS_OF_CONTRACT_SQL.format(
-    extra="c.price_per_service AS party_price, cat.name AS party_catering_name, "
-    "cli.name AS party_client_name,",
-    joins=f"JOIN {_COMPANY} cat ON cat.id = c.catering_company_id "
-    f"JOIN {_COMPANY} cli ON cli.id = c.client_company_id",
-)
+
+class ReportDay(NamedTuple):
+    """The columns of a service day a weekly report shows (JSON and CSV)."""
+
+    pk: uuid.UUID
+    service_date: date
+    expected_quantity: int | None
+    served_quantity: int | None
+    status: str
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
     """An id read outside the ORM's converters (SQLite returns 32 hex characters)."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def _days_of_contract(
-    sql: str,
-    *,
-    contract_id: uuid.UUID,
-    company: Company,
-    from_date: date,
-    to_date: date,
-    extra_params: list[Any],
-    forbidden_message: str,
-) -> tuple[ServiceDay | None, list[ServiceDay]]:
-    """(the first row, carrying the contract columns; the days) after the 404/403 checks."""
-    ops = connection.ops
-    params = [
-        ops.adapt_datefield_value(from_date),
-        ops.adapt_datefield_value(to_date),
-        Contract._meta.pk.get_db_prep_value(contract_id, connection),
-        *extra_params,
-    ]
-    rows = list(ServiceDay.objects.raw(sql, params))
-    if not rows:
-        raise contract_not_found(contract_id)
-    head = rows[0]
-    parties = {_as_uuid(head.party_catering_id), _as_uuid(head.party_client_id)}  # type: ignore[attr-defined]
-    if company.pk not in parties:
-        raise Forbidden(forbidden_message)
-    return head, [row for row in rows if row.pk is not None]
 
 
 def _build_first_rows_sql() -> str:
@@ -210,7 +184,7 @@ class WeeklyReport:
     client: CompanyRef
     price: Decimal
     week_start: datetime  # the instant the caller sent (UTC midnight for a plain date)
-    days: list[ServiceDay]
+    days: list[ReportDay]
 
     @property
     def week_end(self) -> datetime:
@@ -224,7 +198,7 @@ class WeeklyReport:
     def last_date(self) -> date:
         return rules.utc_today(self.week_end)
 
-    def cost(self, day: ServiceDay) -> Decimal:
+    def cost(self, day: ReportDay) -> Decimal:
         return rules.service_cost(day.served_quantity, self.price)
 
     @property
@@ -260,24 +234,33 @@ def weekly_report_for(
 
     One query: the contract, both company names and at most seven days.
     """
-    first = rules.utc_today(week_start)
-    head, days = _days_of_contract(
-        _REPORT_SQL,
-        contract_id=contract_id,
-        company=company,
-        from_date=first,
-        to_date=rules.utc_today(week_start + timedelta(days=6)),
-        extra_params=[],
-        forbidden_message=REPORT_NOT_A_PARTY,
-    )
-    assert head is not None
+    ops = connection.ops
+    params = [
+        ops.adapt_datefield_value(rules.utc_today(week_start)),
+        ops.adapt_datefield_value(rules.utc_today(week_start + timedelta(days=6))),
+        Contract._meta.pk.get_db_prep_value(contract_id, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_REPORT_SQL, params)
+        rows = cursor.fetchall()
+    if not rows:
+        raise contract_not_found(contract_id)
+    catering_id, client_id, price, catering_name, client_name = rows[0][:5]
+    catering = CompanyRef(_as_uuid(catering_id), catering_name)
+    client = CompanyRef(_as_uuid(client_id), client_name)
+    if company.pk not in (catering.id, client.id):
+        raise Forbidden(REPORT_NOT_A_PARTY)
     return WeeklyReport(
         contract_id=contract_id,
-        catering=CompanyRef(_as_uuid(head.party_catering_id), head.party_catering_name),  # type: ignore[attr-defined]
-        client=CompanyRef(_as_uuid(head.party_client_id), head.party_client_name),  # type: ignore[attr-defined]
-        price=_money(head.party_price),  # type: ignore[attr-defined]
+        catering=catering,
+        client=client,
+        price=_money(price),
         week_start=week_start,
-        days=days,
+        days=[
+            ReportDay(_as_uuid(day_id), _as_date(day), expected, served, status)
+            for *_head, day_id, day, expected, served, status in rows
+            if day_id is not None
+        ],
     )
 
 
