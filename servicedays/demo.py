@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from django.db import transaction
 
+from chefops import readcache
 from contracts.models import Contract, ContractStatus
 from servicedays import rules
 from servicedays.models import ServiceDay, ServiceDayStatus
@@ -73,6 +74,10 @@ def seed(*, today: date) -> str:
                 rows.append(row)
         ServiceDay.objects.filter(contract__in=found).delete()
         ServiceDay.objects.bulk_create(rows)
+        # bulk writes send no signals: the demo tenants' cached reads are stale now
+        readcache.invalidate(
+            {c.catering_company_id for c in found} | {c.client_company_id for c in found}
+        )
     confirmed = sum(1 for r in rows if r.status == ServiceDayStatus.CONFIRMED)
     return (
         f"service days: {len(rows)} for {len(found)} demo contracts, "
