@@ -13,10 +13,16 @@ A read fetches both tokens and its entry in one ``get_many``; the entry is serve
 was computed under the current tokens (and the same ``stamp``, e.g. today's date for figures
 that depend on it). Tokens are read before the database is queried and bumped after the
 writing transaction commits, so an entry computed from data older than a committed write can
-never carry the tokens written after it. Bumps come from model signals (every ``save`` and
-``delete`` of ServiceDay, Contract, ContractWeekday and Company, which covers the services
-and the admin) and from explicit calls in the set-based writers (generation, fallback, bulk
-inserts, retention), which bypass signals.
+never carry the tokens written after it (a reader between the commit and the bump stores
+fresh data under old tokens: one needless miss later). Bumps come from model signals
+(``servicedays/signals.py``: every ``save`` of ServiceDay, ContractWeekday, Contract and
+Company, and ``delete`` of the last two, which covers the services, the admin and restores),
+from the admin's service-day deletes, and from explicit calls in the set-based writers
+(generation, fallback, bulk inserts, the demo seed), which bypass signals. A new rule for
+contributors: a queryset ``update()``/``bulk_create``/raw write to these tables must call
+``invalidate``/``invalidate_all`` too. If a token key is evicted, a new token replaces it and
+every entry computed under the old one is a miss; if a bump fails, entries expire after
+``READ_CACHE_SECONDS``.
 
 Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``.
 On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
