@@ -71,11 +71,11 @@ _CONTRACT = Contract._meta.db_table
 _COMPANY = Company._meta.db_table
 
 _REPORT_SQL = f"""
-SELECT c.catering_company_id, c.client_company_id, c.price_per_service, cat.name, cli.name,
+SELECT c.catering_company_id, c.client_company_id, c.price_per_service,
+       (SELECT cat.name FROM {_COMPANY} cat WHERE cat.id = c.catering_company_id),
+       (SELECT cli.name FROM {_COMPANY} cli WHERE cli.id = c.client_company_id),
        sd.id, sd.service_date, sd.expected_quantity, sd.served_quantity, sd.status
 FROM {_CONTRACT} c
-JOIN {_COMPANY} cat ON cat.id = c.catering_company_id
-JOIN {_COMPANY} cli ON cli.id = c.client_company_id
 LEFT JOIN {_DAY} sd
        ON sd.contract_id = c.id AND sd.service_date >= %s AND sd.service_date <= %s
 WHERE c.id = %s
@@ -307,11 +307,12 @@ FROM per_contract
 """  # noqa: S608 - identifiers come from model metadata, values are parameters
 
 _RECENT_SQL = f"""
-SELECT sd.id, sd.service_date, sd.contract_id, cat.name, cli.name, c.price_per_service,
+SELECT sd.id, sd.service_date, sd.contract_id,
+       (SELECT cat.name FROM {_COMPANY} cat WHERE cat.id = c.catering_company_id),
+       (SELECT cli.name FROM {_COMPANY} cli WHERE cli.id = c.client_company_id),
+       c.price_per_service,
        sd.expected_quantity, sd.served_quantity, sd.status
 FROM {_FROM}
-JOIN {_COMPANY} cat ON cat.id = c.catering_company_id
-JOIN {_COMPANY} cli ON cli.id = c.client_company_id
 WHERE c.client_company_id = %(company)s
   AND sd.service_date >= %(cur_first)s AND sd.service_date <= %(recent_last)s
 ORDER BY {{date_key}} DESC, sd.id
