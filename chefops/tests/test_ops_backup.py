@@ -67,7 +67,14 @@ def _restore_table(path: Path, table: str, *extra: str) -> str:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_backup_then_restore_gives_back_every_row_of_every_table(tmp_path: Path) -> None:
+def test_backup_then_restore_gives_back_every_row_of_every_table(
+    tmp_path: Path, settings: Any
+) -> None:
+    from django.core.cache import cache
+
+    from chefops import readcache
+
+    settings.READ_CACHE_SECONDS = 300
     cast = make_cast()
     for n in range(5):
         _event(f"c{n}")
@@ -88,12 +95,15 @@ def test_backup_then_restore_gives_back_every_row_of_every_table(tmp_path: Path)
 
     with pytest.raises(CommandError, match="re-run with --yes"):
         call_command("restore", str(path))
+    cache.set(readcache.ALL, "before-the-restore", timeout=None)
     out = StringIO()
     call_command("restore", str(path), "--yes", stdout=out)
     assert out.getvalue().startswith(
         f"restored {path} into database {connection.settings_dict['NAME']}"
     )
     assert _fingerprint() == before
+    # every tenant's cached reads predate the restored data
+    assert cache.get(readcache.ALL) not in (None, "before-the-restore")
 
 
 @pytest.mark.postgres

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from chefops import ops
+from chefops import ops, readcache
 
 
 class Command(BaseCommand):
@@ -65,6 +65,7 @@ class Command(BaseCommand):
         if result.returncode != 0:
             error = ops.pg_tool_error("pg_restore", result)
             raise CommandError(f"restore failed, database left unchanged: {error}")
+        readcache.invalidate_all()  # the data changed under every tenant's cached reads
         self.stdout.write(
             f"restored {path} into database {database}: {len(tables)} tables "
             f"in {time.monotonic() - started:.1f}s"

@@ -36,7 +36,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from psycopg import sql
 
-from chefops import ops
+from chefops import ops, readcache
 
 SCHEMA = "public"
 _COPY_HEADER = re.compile(rb"^COPY (?P<target>.+?) \((?P<columns>.*)\) FROM stdin;\n$")
@@ -121,6 +121,8 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"restore of {table} failed, nothing changed: {exc}") from exc
         in_file, added = counts
+        if added and not options["dry_run"]:
+            readcache.invalidate_all()  # rows came back under some tenants' cached reads
         prefix = "dry run: would have added" if options["dry_run"] else "added"
         self.stdout.write(
             f"{prefix} {added} row(s) to {table} from {path.name}: {in_file} in the backup, "
