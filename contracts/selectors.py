@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
 from chefops.api.renderers import CamelDict, CamelList
@@ -47,14 +47,6 @@ def with_weekdays(contracts: Iterable[Contract]) -> list[Contract]:
     for contract in page:
         contract.weekday_numbers = by_contract.get(contract.pk, [])  # type: ignore[attr-defined]
     return page
-
-
-def contract_list(*, company: Company, status: str | None = None) -> QuerySet[Contract]:
-    """The company's contracts as caterer or as client, every status unless ``status``."""
-    qs = Contract.objects.filter(Q(catering_company=company) | Q(client_company=company))
-    if status is not None:
-        qs = qs.filter(status=status)
-    return _with_relations(qs).order_by("created_at", "id")
 
 
 # --- The list endpoint: one statement for the page, JSON-ready (chefops.api.sqltext) ---------
@@ -111,7 +103,8 @@ def _list_params(company: Company, status: str | None) -> list[Any]:
 def contract_page_rows(
     *, company: Company, status: str | None, offset: int, limit: int
 ) -> CamelList:
-    """Rows ``offset`` .. ``offset + limit`` of ``contract_list`` as the contract objects of
+    """Rows ``offset`` .. ``offset + limit`` of the company's contracts (as caterer or as
+    client, every status unless ``status``; by creation, then id) as the contract objects of
     ``ContractOutput`` (a test pins the two together): one query on PostgreSQL, two on
     SQLite (the weekdays of the page's contracts)."""
     with connection.cursor() as cursor:

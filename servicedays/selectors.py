@@ -14,7 +14,14 @@ from django.db.models import QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
 from chefops.api.renderers import CamelDict, CamelList
-from chefops.api.sqltext import VendorSql, date_text, iso_ms_sql, iso_ms_text, uuid_text
+from chefops.api.sqltext import (
+    VendorSql,
+    as_uuid,
+    date_text,
+    iso_ms_sql,
+    iso_ms_text,
+    uuid_text,
+)
 from companies.models import Company
 from contracts.models import Contract
 from servicedays import rules
@@ -93,11 +100,6 @@ class ReportDay(NamedTuple):
     status: str
 
 
-def _as_uuid(value: Any) -> uuid.UUID:
-    """An id read outside the ORM's converters (SQLite returns 32 hex characters)."""
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
 def _build_first_rows_sql() -> str:
     iso = iso_ms_sql
     return f"""
@@ -135,7 +137,7 @@ def service_days_first_rows(
         rows = cursor.fetchall()
     if not rows:
         raise contract_not_found(contract_id)
-    if company.pk not in (_as_uuid(rows[0][0]), _as_uuid(rows[0][1])):
+    if company.pk not in (as_uuid(rows[0][0]), as_uuid(rows[0][1])):
         raise Forbidden(NOT_A_PARTY)
     return CamelList(
         CamelDict(
@@ -246,8 +248,8 @@ def weekly_report_for(
     if not rows:
         raise contract_not_found(contract_id)
     catering_id, client_id, price, catering_name, client_name = rows[0][:5]
-    catering = CompanyRef(_as_uuid(catering_id), catering_name)
-    client = CompanyRef(_as_uuid(client_id), client_name)
+    catering = CompanyRef(as_uuid(catering_id), catering_name)
+    client = CompanyRef(as_uuid(client_id), client_name)
     if company.pk not in (catering.id, client.id):
         raise Forbidden(REPORT_NOT_A_PARTY)
     return WeeklyReport(
@@ -257,7 +259,7 @@ def weekly_report_for(
         price=_money(price),
         week_start=week_start,
         days=[
-            ReportDay(_as_uuid(day_id), _as_date(day), expected, served, status)
+            ReportDay(as_uuid(day_id), _as_date(day), expected, served, status)
             for *_head, day_id, day, expected, served, status in rows
             if day_id is not None
         ],
@@ -412,9 +414,9 @@ def finance_metrics_for(*, company: Company, now: datetime) -> dict[str, Any]:
 def _recent_service(row: tuple[Any, ...]) -> dict[str, Any]:
     day_id, service_date, contract_id, catering, client, price, expected, actual, status = row
     return {
-        "id": str(_as_uuid(day_id)),
+        "id": uuid_text(day_id),
         "date": _as_date(service_date).isoformat(),
-        "contract_id": str(_as_uuid(contract_id)),
+        "contract_id": uuid_text(contract_id),
         "catering_company_name": catering,
         "client_company_name": client,
         "expected": expected,

@@ -56,6 +56,7 @@ def uuid_text(value: Any) -> str:
 
 
 def as_uuid(value: Any) -> uuid.UUID:
+    """An id read outside the ORM's converters (SQLite returns 32 hex characters)."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
