@@ -117,7 +117,9 @@ def server_env(
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
-    env["READ_CACHE_SECONDS"] = str(read_cache_seconds)
+    # Both caches of the production configuration (chefops/readcache.py and the principal
+    # cache, companies/principals.py) are on or off together.
+    env["READ_CACHE_SECONDS"] = env["AUTH_CACHE_SECONDS"] = str(read_cache_seconds)
     return env
 
 

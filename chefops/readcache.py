@@ -6,10 +6,15 @@ stored with the version tokens it was computed under:
 
 * ``rc:v:all`` — bumped by writes that can show in any tenant's reads (a company renamed, a
   daily job inserting days for every contract);
-* ``rc:v:<company id>`` — bumped when something of that company changes: a service day or a
-  contract it is a party of (both parties are bumped).
+* ``rc:v:<company id>`` — bumped when a contract the company is a party of changes (its
+  status, terms or weekdays: both parties are bumped), and by set-based service-day writers;
+* narrower scopes a read may add (``scopes=``): ``rc:v:ct:<contract id>`` for a contract's
+  service days and weekly report, and ``rc:v:sd:<company id>`` for figures computed over all
+  the company's service days (finance metrics). A single service-day save bumps only these
+  two (``invalidate_service_days``), so a confirmation leaves the company's other
+  contracts, and its contract list, cached.
 
-A read fetches both tokens and its entry in one ``get_many``; the entry is served only if it
+A read fetches its tokens and its entry in one ``get_many``; the entry is served only if it
 was computed under the current tokens (and the same ``stamp``, e.g. today's date for figures
 that depend on it). Tokens are read before the database is queried and bumped after the
 writing transaction commits, so an entry computed from data older than a committed write can
@@ -35,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -61,6 +66,16 @@ def _tenant(company_id: Any) -> str:
     return f"rc:v:{company_id}"
 
 
+def contract_scope(contract_id: Any) -> str:
+    """The token of one contract's service days (its range and weekly report reads)."""
+    return f"rc:v:ct:{contract_id}"
+
+
+def service_days_scope(company_id: Any) -> str:
+    """The token of every service day of a company's contracts (its finance metrics)."""
+    return f"rc:v:sd:{company_id}"
+
+
 def _entry(company_id: Any, key: str) -> str:
     digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
     return f"rc:e:{company_id}:{digest}"
@@ -77,23 +92,31 @@ def _current(key: str, known: Any) -> Any:
     return cache.get(key)
 
 
+def current_tokens(token_keys: Sequence[str], found: dict[str, Any]) -> tuple[Any, ...]:
+    """The tokens under ``token_keys``, from ``found`` (a ``get_many`` that asked for them)
+    or created where missing. An entry stored with these tokens is valid while they last."""
+    return tuple(_current(key, found.get(key)) for key in token_keys)
+
+
 def cached(
     company_id: Any,
     key: str,
     compute: Callable[[], T],
     *,
+    scopes: Sequence[str] = (),
     stamp: str = "",
     cacheable: Callable[[T], bool] = lambda value: True,
 ) -> T:
     """``compute()``, or its value cached for this company under ``key`` (e.g. the full URL)
-    while no write touched the company since. Exceptions are not cached."""
+    while no write touched the company, nor any of ``scopes``, since. Exceptions are not
+    cached."""
     if not enabled():
         return compute()
     entry_key = _entry(company_id, key)
-    tenant_key = _tenant(company_id)
+    token_keys = (ALL, _tenant(company_id), *scopes)
     try:
-        found = cache.get_many([ALL, tenant_key, entry_key])
-        tokens = (_current(ALL, found.get(ALL)), _current(tenant_key, found.get(tenant_key)))
+        found = cache.get_many([*token_keys, entry_key])
+        tokens = current_tokens(token_keys, found)
     except Exception:
         logger.warning("read cache unavailable: computing", exc_info=True)
         READ_CACHE.labels("error").inc()
@@ -117,7 +140,12 @@ CARRIED_HEADERS = ("X-Total-Count", "Link")
 
 
 def cached_response(
-    request: Request, company_id: Any, build: Callable[[], Response], *, stamp: str = ""
+    request: Request,
+    company_id: Any,
+    build: Callable[[], Response],
+    *,
+    scopes: Sequence[str] = (),
+    stamp: str = "",
 ) -> HttpResponse:
     """A view's 200 response through ``cached``: the rendered body and the paging headers,
     keyed by the negotiated media type and the full URL the client asked for (the ``Link``
@@ -142,6 +170,7 @@ def cached_response(
         company_id,
         f"{media_type} {request.build_absolute_uri()}",
         compute,
+        scopes=scopes,
         stamp=stamp,
         cacheable=lambda found: found is not None,
     )
@@ -162,14 +191,31 @@ def _bump(keys: list[str]) -> None:
         logger.error("read cache: invalidation failed for %s", keys, exc_info=True)
 
 
+def bump_on_commit(keys: Iterable[str]) -> None:
+    """After the current transaction commits (at once outside one): new tokens under ``keys``,
+    so every entry stored with the old ones is a miss."""
+    wanted = sorted(set(keys))
+    if wanted:
+        transaction.on_commit(lambda: _bump(wanted))
+
+
 def invalidate(company_ids: Iterable[Any]) -> None:
     """After the current transaction commits: the reads of these companies are stale."""
-    keys = sorted({_tenant(c) for c in company_ids if c is not None})
-    if enabled() and keys:
-        transaction.on_commit(lambda: _bump(keys))
+    if enabled():
+        bump_on_commit(_tenant(c) for c in company_ids if c is not None)
 
 
 def invalidate_all() -> None:
     """After the current transaction commits: every tenant's reads are stale."""
     if enabled():
-        transaction.on_commit(lambda: _bump([ALL]))
+        bump_on_commit([ALL])
+
+
+def invalidate_service_days(contract_ids: Iterable[Any], company_ids: Iterable[Any]) -> None:
+    """After the current transaction commits: the service-day reads of these contracts and
+    the day-wide figures (finance metrics) of these companies (their parties) are stale."""
+    if enabled():
+        bump_on_commit(
+            [contract_scope(c) for c in contract_ids]
+            + [service_days_scope(c) for c in company_ids if c is not None]
+        )

@@ -164,8 +164,12 @@ else:
 READ_CACHE_SECONDS = env.int(
     "READ_CACHE_SECONDS", default=300 if REDIS_URL and DJANGO_ENV != "test" else 0
 )
+# The same for the authenticated user and company of each request (companies/principals.py).
+AUTH_CACHE_SECONDS = env.int(
+    "AUTH_CACHE_SECONDS", default=300 if REDIS_URL and DJANGO_ENV != "test" else 0
+)
 if not REDIS_URL:
-    READ_CACHE_SECONDS = 0
+    READ_CACHE_SECONDS = AUTH_CACHE_SECONDS = 0
 
 # --- Celery ---------------------------------------------------------------------------------
 RUN_DIR = Path(env.str("RUN_DIR", default=str(BASE_DIR / ".run")))

@@ -7,4 +7,5 @@ class CompaniesConfig(AppConfig):
 
     def ready(self) -> None:
         # System checks, outbox handlers and OpenAPI field mappings register on import.
-        from companies import checks, handlers, schema  # noqa: F401
+        # principals connects the principal cache's invalidation signals.
+        from companies import checks, handlers, principals, schema  # noqa: F401

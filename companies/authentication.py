@@ -1,10 +1,9 @@
 """Bearer JWT authentication (HS256, PyJWT). The subject is a user; user and company must be
 active on every request, so deactivation takes effect at once.
 
-Cost per request: a token's signature is verified once per process (then only its expiry),
-one indexed query (user + company by primary key, a statement built once per
-database connection vendor rather than compiled by the ORM on every request) and one cache
-``add``.
+Cost per request: a token's signature is verified once per process (then only its expiry);
+the user and its company come from the principal cache (one cache round trip, see
+``companies/principals.py``) or one indexed query.
 Session activity is written at most once per clock minute per user: the first request of a
 minute wins the cache ``add`` and issues a single UPDATE; the rest only touch the cache.
 """
@@ -20,14 +19,13 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
-from django.db.models.expressions import Col
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from companies.models import Company, User
+from companies import principals
+from companies.models import User
 
 ALGORITHM = "HS256"
 ACTIVITY_INTERVAL_SECONDS = 60
@@ -96,7 +94,7 @@ class JWTAuthentication(BaseAuthentication):
             user_id = uuid.UUID(str(claims["sub"]))
         except (jwt.PyJWTError, ValueError, UnicodeDecodeError, KeyError) as exc:
             raise AuthenticationFailed() from exc
-        user = load_principal(user_id)
+        user = principals.principal(user_id, claims.get("companyId"))
         if user is None or not user.is_active:
             raise AuthenticationFailed()
         if user.company is None or not user.company.is_active:
@@ -114,74 +112,6 @@ class JWTAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "Bearer"
-
-
-class _PrincipalStatement:
-    """``SELECT user.*, company.* … WHERE user.id = %s``, built once per database vendor.
-
-    Equivalent to ``User.objects.select_related("company").filter(pk=…).first()`` for users
-    with a company (the only ones that may authenticate), without compiling the query through
-    the ORM on every request: that compilation cost more CPU than the query. Values go through
-    the same column converters the ORM applies (SQLite returns UUIDs and datetimes as text),
-    and instances are made with ``Model.from_db`` like any queryset row.
-    """
-
-    def __init__(self) -> None:
-        self._built: dict[str, tuple[str, list[tuple[int, Col, list[Any]]]]] = {}
-        self._user_fields = [f.attname for f in User._meta.concrete_fields]
-        self._company_fields = [f.attname for f in Company._meta.concrete_fields]
-
-    def _build(self) -> tuple[str, list[tuple[int, Col, list[Any]]]]:
-        qn = connection.ops.quote_name
-        fields: list[tuple[str, Any]] = [("u", f) for f in User._meta.concrete_fields] + [
-            ("c", f) for f in Company._meta.concrete_fields
-        ]
-        converters = []
-        for index, (alias, field) in enumerate(fields):
-            col = field.get_col(alias)
-            funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-            if funcs:
-                converters.append((index, col, funcs))
-        select = ", ".join(f"{alias}.{qn(field.column)}" for alias, field in fields)
-        user_meta: Any = User._meta
-        company_meta: Any = Company._meta
-        sql = (
-            f"SELECT {select} FROM {qn(user_meta.db_table)} u "  # noqa: S608 - model metadata
-            f"JOIN {qn(company_meta.db_table)} c "
-            f"ON c.{qn(company_meta.pk.column)} = u.{qn(user_meta.get_field('company').column)} "
-            f"WHERE u.{qn(user_meta.pk.column)} = %s"
-        )
-        return sql, converters
-
-    def load(self, user_id: uuid.UUID) -> User | None:
-        built = self._built.get(connection.vendor)
-        if built is None:
-            built = self._built[connection.vendor] = self._build()
-        sql, converters = built
-        user_meta: Any = User._meta
-        param = user_meta.pk.get_db_prep_value(user_id, connection)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [param])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        values = list(row)
-        for index, col, funcs in converters:
-            for func in funcs:
-                values[index] = func(values[index], col, connection)
-        split = len(self._user_fields)
-        user = User.from_db(connection.alias, self._user_fields, values[:split])
-        company = Company.from_db(connection.alias, self._company_fields, values[split:])
-        user_meta.get_field("company").set_cached_value(user, company)
-        return user
-
-
-_principal = _PrincipalStatement()
-
-
-def load_principal(user_id: uuid.UUID) -> User | None:
-    """The user with its company loaded, or None (unknown user, or one without a company)."""
-    return _principal.load(user_id)
 
 
 # Users this process has already recorded (or seen recorded) in their current minute: their
@@ -216,4 +146,5 @@ def record_activity(user: User) -> None:
     _activity_seen[user.pk] = minute
     if first_this_minute:
         User.objects.filter(pk=user.pk).update(last_activity_at=now)
+        principals.invalidate_user(user.pk)  # an update() sends no signal
         user.last_activity_at = now

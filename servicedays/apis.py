@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC
 from typing import Any
 
@@ -17,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chefops import readcache
-from chefops.api.fields import parse_path_uuid
+from chefops.api.fields import is_uuid, parse_path_uuid
 from chefops.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, PagePagination
 from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
 from chefops.api.serializers import validated_body, validated_query
@@ -66,6 +67,17 @@ def _first_page_size(request: Request) -> int | None:
     return None
 
 
+def _cached_contract_read(
+    request: Request, company: Any, contract_id: str, build: Callable[[], Response]
+) -> HttpResponse:
+    """A read of one contract's service days, cached until they (or the contract) change.
+    A malformed id is answered by ``build`` (its 400) without a lookup."""
+    if not is_uuid(contract_id):
+        return build()
+    scope = readcache.contract_scope(uuid.UUID(contract_id))
+    return readcache.cached_response(request, company.pk, build, scopes=[scope])
+
+
 class ServiceDayListApi(APIView):
     permission_classes = [IsCompanyMember]
 
@@ -87,8 +99,8 @@ class ServiceDayListApi(APIView):
         assert company is not None
         # A cached entry exists only for a URL that passed validation before: the same URL
         # passes again, so the lookup comes first.
-        return readcache.cached_response(
-            request, company.pk, lambda: self._build(request, contract_id, company)
+        return _cached_contract_read(
+            request, company, contract_id, lambda: self._build(request, contract_id, company)
         )
 
     def _build(self, request: Request, contract_id: str, company: Any) -> Response:
@@ -207,7 +219,7 @@ class WeeklyReportApi(APIView):
             )
             return Response(weekly_report_data(report))
 
-        return readcache.cached_response(request, company.pk, build)
+        return _cached_contract_read(request, company, contract_id, build)
 
 
 class JsonErrorsNegotiation(BaseContentNegotiation):
@@ -268,5 +280,6 @@ class FinanceMetricsApi(APIView):
             request,
             company.pk,
             lambda: Response(selectors.finance_metrics_for(company=company, now=now)),
+            scopes=[readcache.service_days_scope(company.pk)],
             stamp=now.astimezone(UTC).date().isoformat(),
         )

@@ -201,8 +201,9 @@ def service_days_apply_fallback(
         else:
             rows = _fallback_portable(now, dry_run=dry_run)
         if rows and not dry_run:
-            readcache.invalidate(
-                {r["catering_company_id"] for r in rows} | {r["client_company_id"] for r in rows}
+            readcache.invalidate_service_days(
+                {r["contract_id"] for r in rows},
+                {r["catering_company_id"] for r in rows} | {r["client_company_id"] for r in rows},
             )
         by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:

@@ -74,7 +74,9 @@ def service_days_generate(
             for day in dates
         ]
         ServiceDay.objects.bulk_create(candidates, ignore_conflicts=True)
-        readcache.invalidate([contract.catering_company_id, contract.client_company_id])
+        readcache.invalidate_service_days(
+            [contract.pk], [contract.catering_company_id, contract.client_company_id]
+        )
         # With ignore_conflicts the database does not say which rows went in; the ids we
         # chose do: a candidate that lost to an existing row simply is not there.
         return list(

@@ -28,15 +28,25 @@ def _contract_parties(contract_id: Any) -> list[Any]:
 # bulk (it would load every row to signal it). Their deletes are the retention purge (the
 # company's own delete signal invalidates everything) and the admin (ServiceDayAdmin).
 @receiver(post_save, sender=ServiceDay)
+def service_day_changed(sender: Any, instance: ServiceDay, **kwargs: Any) -> None:
+    # Its contract's range and report, and its parties' finance metrics; not their other
+    # contracts' reads nor their contract lists.
+    if readcache.enabled():
+        readcache.invalidate_service_days([instance.contract_id], _parties(instance))
+
+
 @receiver(post_save, sender=ContractWeekday)
-def service_day_changed(sender: Any, instance: ServiceDay | ContractWeekday, **kwargs: Any) -> None:
-    if not readcache.enabled():
-        return
+def weekday_changed(sender: Any, instance: ContractWeekday, **kwargs: Any) -> None:
+    # The weekdays show in both parties' contract lists.
+    if readcache.enabled():
+        readcache.invalidate(_parties(instance))
+
+
+def _parties(instance: ServiceDay | ContractWeekday) -> list[Any]:
     contract = instance._state.fields_cache.get("contract")
     if contract is not None:
-        readcache.invalidate([contract.catering_company_id, contract.client_company_id])
-    else:
-        readcache.invalidate(_contract_parties(instance.contract_id))
+        return [contract.catering_company_id, contract.client_company_id]
+    return _contract_parties(instance.contract_id)
 
 
 @receiver([post_save, post_delete], sender=Contract)

@@ -619,7 +619,7 @@ def test_principal_statement_loads_what_the_orm_loads(cast: Any) -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from companies.authentication import load_principal
+    from companies.principals import load_principal
 
     user = cast.client.manager
     expected = User.objects.select_related("company").get(pk=user.pk)
@@ -643,7 +643,7 @@ def test_principal_statement_loads_what_the_orm_loads(cast: Any) -> None:
 def test_principal_statement_misses_unknown_and_companyless_users(db: None) -> None:
     import uuid
 
-    from companies.authentication import load_principal
+    from companies.principals import load_principal
 
     staff = User.objects.create_user(email="ops@example.com", password=None, is_staff=True)
     assert staff.company_id is None

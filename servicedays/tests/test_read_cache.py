@@ -120,6 +120,35 @@ def test_confirmations_through_the_api_show_at_once_for_both_parties(cast: Any) 
     assert finance["budget"]["estimated"] == round(42 * 15.5)
 
 
+def test_a_confirmation_invalidates_only_its_contract_and_the_finance_metrics(cast: Any) -> None:
+    confirmed = make_contract(cast)
+    untouched = make_contract(cast, catering_company=cast.other_catering.company)
+    day = make_day(confirmed, date(2026, 1, 28))
+    make_day(untouched, date(2026, 1, 28))
+    finance = "/api/contracts/finance-metrics"
+    reads = [*urls(confirmed).values(), *urls(untouched).values(), finance]
+    for url in reads:
+        read(cast, url)
+    read(cast, urls(confirmed)["range"], cast.catering.employee)
+    read(cast, urls(untouched)["range"], cast.other_catering.employee)
+    res = post_json(
+        cast.api(cast.client.employee),
+        f"/api/service-days/{day.pk}/confirm-expected",
+        {"expectedQuantity": 42},
+    )
+    assert res.status_code == 201
+    recomputed = {url for url in reads if read(cast, url)[1] > 0}
+    assert recomputed == {urls(confirmed)["range"], urls(confirmed)["weekly"], finance}
+    # for the caterer too, and a save of a day (e.g. in the admin) likewise
+    assert read(cast, urls(confirmed)["range"], cast.catering.employee)[1] > 0
+    assert read(cast, urls(untouched)["range"], cast.other_catering.employee)[1] == 0
+    other = ServiceDay.objects.get(contract=untouched)
+    other.expected_quantity = 11
+    other.save()
+    assert read(cast, urls(untouched)["range"])[0].json()[0]["expectedQuantity"] == 11
+    assert read(cast, urls(confirmed)["range"])[1] == 0
+
+
 def test_jobs_and_set_based_writers_invalidate(cast: Any) -> None:
     contract = make_contract(cast, notice_period_hours=24)
     make_day(contract, date(2026, 1, 21))  # today, past its deadline: the fallback applies

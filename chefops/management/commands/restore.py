@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from chefops import ops, readcache
+from companies import principals
 
 
 class Command(BaseCommand):
@@ -65,7 +66,9 @@ class Command(BaseCommand):
         if result.returncode != 0:
             error = ops.pg_tool_error("pg_restore", result)
             raise CommandError(f"restore failed, database left unchanged: {error}")
-        readcache.invalidate_all()  # the data changed under every tenant's cached reads
+        # the data changed under every tenant's cached reads and cached principals
+        readcache.invalidate_all()
+        principals.invalidate_all()
         self.stdout.write(
             f"restored {path} into database {database}: {len(tables)} tables "
             f"in {time.monotonic() - started:.1f}s"

@@ -37,6 +37,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from psycopg import sql
 
 from chefops import ops, readcache
+from companies import principals
 
 SCHEMA = "public"
 _COPY_HEADER = re.compile(rb"^COPY (?P<target>.+?) \((?P<columns>.*)\) FROM stdin;\n$")
@@ -122,7 +123,9 @@ class Command(BaseCommand):
             raise CommandError(f"restore of {table} failed, nothing changed: {exc}") from exc
         in_file, added = counts
         if added and not options["dry_run"]:
-            readcache.invalidate_all()  # rows came back under some tenants' cached reads
+            # rows came back under some tenants' cached reads (or users, companies)
+            readcache.invalidate_all()
+            principals.invalidate_all()
         prefix = "dry run: would have added" if options["dry_run"] else "added"
         self.stdout.write(
             f"{prefix} {added} row(s) to {table} from {path.name}: {in_file} in the backup, "

@@ -1,0 +1,193 @@
+"""The authenticated principal (a user with its company), loaded for every API request.
+
+``load_principal`` reads both with one statement built once per database vendor. With
+``AUTH_CACHE_SECONDS`` > 0 (needs a cache every process shares: Redis) ``principal`` keeps
+their column values in the cache, validated by version tokens like the read cache
+(``chefops/readcache.py``): a request then touches no database at all when its response is
+cached too, which is what most dashboard polling is.
+
+Each entry is stored with three tokens, read before the database:
+
+* ``auth:v:all`` — bumped by database restores (``invalidate_all``);
+* ``auth:v:u:<user id>`` — bumped after any change of the user commits: ``save``/``delete``
+  (signals below: the services, the admin, password resets) and the two queryset updates of
+  login and session-activity bookkeeping (``invalidate_user``);
+* ``auth:v:c:<company id>`` — bumped after any ``save``/``delete`` of the company (its status
+  decides whether its users may authenticate), named after the token's ``companyId`` claim.
+
+A change is therefore seen by the next request, exactly as without the cache: deactivating a
+user or a company, a role change or a password reset take effect at once. Rule for new code:
+a queryset ``update()`` or raw write to users or companies must call ``invalidate_user`` /
+``invalidate_company``. A cache outage falls back to the query.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.db.models.expressions import Col
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from chefops import readcache
+from companies.models import Company, User
+
+logger = logging.getLogger(__name__)
+
+ALL = "auth:v:all"
+
+
+class _PrincipalStatement:
+    """``SELECT user.*, company.* … WHERE user.id = %s``, built once per database vendor.
+
+    Equivalent to ``User.objects.select_related("company").filter(pk=…).first()`` for users
+    with a company (the only ones that may authenticate), without compiling the query through
+    the ORM on every request: that compilation cost more CPU than the query. Values go through
+    the same column converters the ORM applies (SQLite returns UUIDs and datetimes as text),
+    and instances are made with ``Model.from_db`` like any queryset row.
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[str, list[tuple[int, Col, list[Any]]]]] = {}
+        self._user_fields = [f.attname for f in User._meta.concrete_fields]
+        self._company_fields = [f.attname for f in Company._meta.concrete_fields]
+
+    def _build(self) -> tuple[str, list[tuple[int, Col, list[Any]]]]:
+        qn = connection.ops.quote_name
+        fields: list[tuple[str, Any]] = [("u", f) for f in User._meta.concrete_fields] + [
+            ("c", f) for f in Company._meta.concrete_fields
+        ]
+        converters = []
+        for index, (alias, field) in enumerate(fields):
+            col = field.get_col(alias)
+            funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if funcs:
+                converters.append((index, col, funcs))
+        select = ", ".join(f"{alias}.{qn(field.column)}" for alias, field in fields)
+        user_meta: Any = User._meta
+        company_meta: Any = Company._meta
+        sql = (
+            f"SELECT {select} FROM {qn(user_meta.db_table)} u "  # noqa: S608 - model metadata
+            f"JOIN {qn(company_meta.db_table)} c "
+            f"ON c.{qn(company_meta.pk.column)} = u.{qn(user_meta.get_field('company').column)} "
+            f"WHERE u.{qn(user_meta.pk.column)} = %s"
+        )
+        return sql, converters
+
+    def load(self, user_id: uuid.UUID) -> User | None:
+        built = self._built.get(connection.vendor)
+        if built is None:
+            built = self._built[connection.vendor] = self._build()
+        sql, converters = built
+        user_meta: Any = User._meta
+        param = user_meta.pk.get_db_prep_value(user_id, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [param])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, col, funcs in converters:
+            for func in funcs:
+                values[index] = func(values[index], col, connection)
+        split = len(self._user_fields)
+        return self.instantiate(values[:split], values[split:])
+
+    def values(self, user: User) -> tuple[list[Any], list[Any]]:
+        """The column values ``load`` read for ``user`` (and its company), to store."""
+        return (
+            [getattr(user, name) for name in self._user_fields],
+            [getattr(user.company, name) for name in self._company_fields],
+        )
+
+    def instantiate(self, user_values: list[Any], company_values: list[Any]) -> User:
+        user = User.from_db(connection.alias, self._user_fields, user_values)
+        company = Company.from_db(connection.alias, self._company_fields, company_values)
+        user_meta: Any = User._meta
+        user_meta.get_field("company").set_cached_value(user, company)
+        return user
+
+
+_principal = _PrincipalStatement()
+
+
+def load_principal(user_id: uuid.UUID) -> User | None:
+    """The user with its company loaded, or None (unknown user, or one without a company)."""
+    return _principal.load(user_id)
+
+
+def enabled() -> bool:
+    return int(getattr(settings, "AUTH_CACHE_SECONDS", 0) or 0) > 0
+
+
+def _user_scope(user_id: Any) -> str:
+    return f"auth:v:u:{user_id}"
+
+
+def _company_scope(company_id: Any) -> str:
+    return f"auth:v:c:{company_id}"
+
+
+def principal(user_id: uuid.UUID, company_claim: Any) -> User | None:
+    """``load_principal(user_id)``, from the cache while neither the user nor the company
+    named by the token's ``companyId`` claim changed. A user whose company differs from the
+    claim (moved since the token was issued) is always read from the database."""
+    if not enabled():
+        return load_principal(user_id)
+    try:
+        company_id = uuid.UUID(str(company_claim))
+    except ValueError:
+        return load_principal(user_id)
+    token_keys = (ALL, _user_scope(user_id), _company_scope(company_id))
+    entry_key = f"auth:p:{user_id}"
+    try:
+        found = cache.get_many([*token_keys, entry_key])
+        tokens = readcache.current_tokens(token_keys, found)
+    except Exception:
+        logger.warning("principal cache unavailable: querying", exc_info=True)
+        return load_principal(user_id)
+    entry = found.get(entry_key)
+    if entry is not None and entry[0] == tokens:
+        return _principal.instantiate(*entry[1])
+    user = load_principal(user_id)
+    if user is not None and user.company_id == company_id:
+        try:
+            cache.set(
+                entry_key, (tokens, _principal.values(user)), timeout=settings.AUTH_CACHE_SECONDS
+            )
+        except Exception:
+            logger.warning("principal cache unavailable: entry not stored", exc_info=True)
+    return user
+
+
+def invalidate_user(user_id: Any) -> None:
+    """After the current transaction commits: the cached principal of this user is stale."""
+    if enabled():
+        readcache.bump_on_commit([_user_scope(user_id)])
+
+
+def invalidate_company(company_id: Any) -> None:
+    """After the current transaction commits: the cached principals of its users are stale."""
+    if enabled():
+        readcache.bump_on_commit([_company_scope(company_id)])
+
+
+def invalidate_all() -> None:
+    """After the current transaction commits: every cached principal is stale (restores)."""
+    if enabled():
+        readcache.bump_on_commit([ALL])
+
+
+@receiver([post_save, post_delete], sender=User)
+def _user_changed(sender: Any, instance: User, **kwargs: Any) -> None:
+    invalidate_user(instance.pk)
+
+
+@receiver([post_save, post_delete], sender=Company)
+def _company_changed(sender: Any, instance: Company, **kwargs: Any) -> None:
+    invalidate_company(instance.pk)
