@@ -28,6 +28,32 @@ def test_health_ok() -> None:
     assert isinstance(body["uptime"], (int, float)) and body["uptime"] >= 0
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_health_probes_the_database_once_and_survives_a_dropped_connection() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = APIClient()
+    assert client.get("/api/health").status_code == 200
+
+    def next_request(health_checks: bool) -> tuple[dict[str, str], int]:
+        # what the start of a request does to a persistent connection (close_old_connections)
+        connection.health_check_enabled, connection.health_check_done = health_checks, False
+        with CaptureQueriesContext(connection) as queries:
+            res = client.get("/api/health")
+        assert res.status_code == 200
+        return res.json(), len(queries.captured_queries)
+
+    # Django's health check (an uncaptured SELECT 1) was the probe: no second statement
+    assert next_request(health_checks=True)[1] == 0
+    assert next_request(health_checks=False)[1] == 1  # without it, the view's own SELECT 1
+    assert connection.connection is not None
+    connection.connection.close()  # the server dropped the connection between requests
+    body, _ = next_request(health_checks=True)
+    assert body["database"] == "connected"
+
+
 @pytest.mark.django_db
 def test_health_answers_any_host_header() -> None:
     res = APIClient().get("/api/health", HTTP_HOST="10.0.0.7:8000")
