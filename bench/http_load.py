@@ -516,12 +516,14 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
         f"Python {platform.python_version()}; load driver on the same machine",
         f"- load driver: {ctx['driver_label']}",
-        "- cache: Redis (local). [read cache off] rows: READ_CACHE_SECONDS=0, every response "
-        "computed. [read cache on] rows: READ_CACHE_SECONDS=300 (the production default), "
-        f"cold at the start of each mode; during the client's endpoints the client confirms "
+        "- cache: Redis (local); the principal cache (AUTH_CACHE_SECONDS=300) is on in both "
+        "modes. [read cache off] rows: READ_CACHE_SECONDS=0, every response computed. "
+        "[read cache on] rows: READ_CACHE_SECONDS=300 (the production default), cold at the "
+        "start of each mode; during the client's endpoints the client confirms "
         f"{args.writes_per_second:g} service days per second through the API (each write "
-        "invalidates all of the client's cached reads); 'cache hits' is the share of lookups "
-        "answered from the cache (chefops_read_cache_lookups_total)",
+        "invalidates that contract's range and report and the client's finance metrics); "
+        "'cache hits' is the share of lookups answered from the cache "
+        "(chefops_read_cache_lookups_total)",
         f"- data: {data['companies']} companies, {data['contracts']} contracts, "
         f"{data['service_days']} service days (PostgreSQL)",
         f"- server: gunicorn chefops.wsgi -c gunicorn.conf.py (WEB_CONCURRENCY="

@@ -98,6 +98,35 @@ def current_tokens(token_keys: Sequence[str], found: dict[str, Any]) -> tuple[An
     return tuple(_current(key, found.get(key)) for key in token_keys)
 
 
+def lookup_keys(company_id: Any, key: str, scopes: Sequence[str]) -> list[str]:
+    """The token keys of a read, then its entry's key."""
+    return [ALL, _tenant(company_id), *scopes, _entry(company_id, key)]
+
+
+class Prefetch:
+    """The keys a cached read will look up, fetched by authentication in the same round trip
+    as the principal (``companies.principals.principal``): a hit then costs one ``MGET``.
+
+    ``keys_for(company_id)`` names them for the company of the token's claim; ``cached``
+    uses what was found only for that company and when it asked for no other key."""
+
+    def __init__(self, keys_for: Callable[[Any], list[str]]) -> None:
+        self._keys_for = keys_for
+        self.company_id: Any = None
+        self.requested: frozenset[str] = frozenset()
+        self.found: dict[str, Any] | None = None
+
+    def keys(self, company_id: Any) -> list[str]:
+        keys = self._keys_for(company_id)
+        self.company_id, self.requested = company_id, frozenset(keys)
+        return keys
+
+    def found_for(self, company_id: Any, keys: Sequence[str]) -> dict[str, Any] | None:
+        if self.found is None or self.company_id != company_id:
+            return None
+        return self.found if self.requested.issuperset(keys) else None
+
+
 def cached(
     company_id: Any,
     key: str,
@@ -106,16 +135,19 @@ def cached(
     scopes: Sequence[str] = (),
     stamp: str = "",
     cacheable: Callable[[T], bool] = lambda value: True,
+    prefetch: Prefetch | None = None,
 ) -> T:
     """``compute()``, or its value cached for this company under ``key`` (e.g. the full URL)
     while no write touched the company, nor any of ``scopes``, since. Exceptions are not
     cached."""
     if not enabled():
         return compute()
-    entry_key = _entry(company_id, key)
-    token_keys = (ALL, _tenant(company_id), *scopes)
+    keys = lookup_keys(company_id, key, scopes)
+    token_keys, entry_key = keys[:-1], keys[-1]
     try:
-        found = cache.get_many([*token_keys, entry_key])
+        found = prefetch.found_for(company_id, keys) if prefetch is not None else None
+        if found is None:
+            found = cache.get_many(keys)
         tokens = current_tokens(token_keys, found)
     except Exception:
         logger.warning("read cache unavailable: computing", exc_info=True)
@@ -137,6 +169,11 @@ def cached(
 
 
 CARRIED_HEADERS = ("X-Total-Count", "Link")
+
+
+def request_key(request: Request) -> str:
+    """What a cached response is keyed by: the negotiated media type and the full URL."""
+    return f"{request.accepted_media_type} {request.build_absolute_uri()}"
 
 
 def cached_response(
@@ -168,11 +205,12 @@ def cached_response(
 
     value = cached(
         company_id,
-        f"{media_type} {request.build_absolute_uri()}",
+        request_key(request),
         compute,
         scopes=scopes,
         stamp=stamp,
         cacheable=lambda found: found is not None,
+        prefetch=getattr(request, "read_cache_prefetch", None),
     )
     if value is None:
         return built[0]

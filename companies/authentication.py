@@ -94,7 +94,11 @@ class JWTAuthentication(BaseAuthentication):
             user_id = uuid.UUID(str(claims["sub"]))
         except (jwt.PyJWTError, ValueError, UnicodeDecodeError, KeyError) as exc:
             raise AuthenticationFailed() from exc
-        user = principals.principal(user_id, claims.get("companyId"))
+        user = principals.principal(
+            user_id,
+            claims.get("companyId"),
+            prefetch=getattr(request, "read_cache_prefetch", None),
+        )
         if user is None or not user.is_active:
             raise AuthenticationFailed()
         if user.company is None or not user.company.is_active:

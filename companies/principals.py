@@ -133,10 +133,13 @@ def _company_scope(company_id: Any) -> str:
     return f"auth:v:c:{company_id}"
 
 
-def principal(user_id: uuid.UUID, company_claim: Any) -> User | None:
+def principal(
+    user_id: uuid.UUID, company_claim: Any, *, prefetch: readcache.Prefetch | None = None
+) -> User | None:
     """``load_principal(user_id)``, from the cache while neither the user nor the company
     named by the token's ``companyId`` claim changed. A user whose company differs from the
-    claim (moved since the token was issued) is always read from the database."""
+    claim (moved since the token was issued) is always read from the database. The keys of
+    ``prefetch`` (a cached read's lookup) are fetched in the same round trip."""
     if not enabled():
         return load_principal(user_id)
     try:
@@ -146,7 +149,10 @@ def principal(user_id: uuid.UUID, company_claim: Any) -> User | None:
     token_keys = (ALL, _user_scope(user_id), _company_scope(company_id))
     entry_key = f"auth:p:{user_id}"
     try:
-        found = cache.get_many([*token_keys, entry_key])
+        extra = prefetch.keys(company_id) if prefetch is not None else []
+        found = cache.get_many([*token_keys, entry_key, *extra])
+        if prefetch is not None:
+            prefetch.found = found
         tokens = readcache.current_tokens(token_keys, found)
     except Exception:
         logger.warning("principal cache unavailable: querying", exc_info=True)

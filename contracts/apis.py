@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chefops import readcache
+from chefops.api.cachedviews import CachedReadView
 from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
 from chefops.api.permissions import MANAGERS, IsClientCompany, IsCompanyMember, require_role
@@ -53,7 +54,7 @@ def contract_response(contract: Contract, *, status: int = 200) -> Response:
     return Response(ContractOutput(contract).data, status=status)
 
 
-class ContractListCreateApi(APIView):
+class ContractListCreateApi(CachedReadView):
     permission_classes = [IsCompanyMember]
 
     @extend_schema(

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chefops import readcache
+from chefops.api.cachedviews import CachedReadView
 from chefops.api.fields import is_uuid, parse_path_uuid
 from chefops.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, PagePagination
 from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
@@ -67,18 +68,22 @@ def _first_page_size(request: Request) -> int | None:
     return None
 
 
-def _cached_contract_read(
-    request: Request, company: Any, contract_id: str, build: Callable[[], Response]
-) -> HttpResponse:
-    """A read of one contract's service days, cached until they (or the contract) change.
-    A malformed id is answered by ``build`` (its 400) without a lookup."""
-    if not is_uuid(contract_id):
-        return build()
-    scope = readcache.contract_scope(uuid.UUID(contract_id))
-    return readcache.cached_response(request, company.pk, build, scopes=[scope])
+class _ContractReadView(CachedReadView):
+    """A read of one contract's service days, cached until they (or the contract) change."""
+
+    def read_cache_scopes(self, company_id: Any) -> list[str]:
+        contract_id = self.kwargs["contract_id"]
+        return [readcache.contract_scope(uuid.UUID(contract_id))] if is_uuid(contract_id) else []
+
+    def cached(self, request: Request, company: Any, build: Callable[[], Response]) -> HttpResponse:
+        """A malformed id is answered by ``build`` (its 400) without a lookup."""
+        scopes = self.read_cache_scopes(company.pk)
+        if not scopes:
+            return build()
+        return readcache.cached_response(request, company.pk, build, scopes=scopes)
 
 
-class ServiceDayListApi(APIView):
+class ServiceDayListApi(_ContractReadView):
     permission_classes = [IsCompanyMember]
 
     @extend_schema(
@@ -99,9 +104,7 @@ class ServiceDayListApi(APIView):
         assert company is not None
         # A cached entry exists only for a URL that passed validation before: the same URL
         # passes again, so the lookup comes first.
-        return _cached_contract_read(
-            request, company, contract_id, lambda: self._build(request, contract_id, company)
-        )
+        return self.cached(request, company, lambda: self._build(request, contract_id, company))
 
     def _build(self, request: Request, contract_id: str, company: Any) -> Response:
         pk = parse_path_uuid(contract_id)
@@ -198,7 +201,7 @@ WEEK_START_PARAM = OpenApiParameter(
 )
 
 
-class WeeklyReportApi(APIView):
+class WeeklyReportApi(_ContractReadView):
     permission_classes = [IsCompanyMember]
 
     @extend_schema(
@@ -219,7 +222,7 @@ class WeeklyReportApi(APIView):
             )
             return Response(weekly_report_data(report))
 
-        return _cached_contract_read(request, company, contract_id, build)
+        return self.cached(request, company, build)
 
 
 class JsonErrorsNegotiation(BaseContentNegotiation):
@@ -263,8 +266,11 @@ class WeeklyReportCsvApi(APIView):
         return response
 
 
-class FinanceMetricsApi(APIView):
+class FinanceMetricsApi(CachedReadView):
     permission_classes = [IsCompanyMember, IsClientCompany]
+
+    def read_cache_scopes(self, company_id: Any) -> list[str]:
+        return [readcache.service_days_scope(company_id)]
 
     @extend_schema(
         tags=["contracts"],
@@ -280,6 +286,6 @@ class FinanceMetricsApi(APIView):
             request,
             company.pk,
             lambda: Response(selectors.finance_metrics_for(company=company, now=now)),
-            scopes=[readcache.service_days_scope(company.pk)],
+            scopes=self.read_cache_scopes(company.pk),
             stamp=now.astimezone(UTC).date().isoformat(),
         )

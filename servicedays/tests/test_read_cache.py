@@ -30,9 +30,12 @@ NOW = datetime(2026, 1, 21, 9, 0, tzinfo=UTC)  # a Wednesday
 RANGE = "from=2026-01-19&to=2026-01-30"
 
 
-@pytest.fixture(autouse=True)
-def read_cache(settings: Any) -> Iterator[None]:
+@pytest.fixture(autouse=True, params=[0, 300], ids=["principal-query", "principal-cached"])
+def read_cache(settings: Any, request: Any) -> Iterator[None]:
+    """Every test twice: with the principal from the database, and from the principal cache
+    (whose round trip then carries the read's lookup too)."""
     settings.READ_CACHE_SECONDS = 300
+    settings.AUTH_CACHE_SECONDS = request.param
     cache.clear()
     with time_machine.travel(NOW, tick=False):
         yield
@@ -78,6 +81,33 @@ def test_a_second_read_is_served_from_the_cache_with_its_headers(cast: Any) -> N
         assert second.get("X-Total-Count") == first.get("X-Total-Count")
         assert second.get("Link") == first.get("Link")
     assert (lookups("hit") - hits, lookups("miss") - misses) == (4, 4)
+
+
+def test_a_hit_is_one_cache_round_trip_with_the_principal_cache(
+    cast: Any, settings: Any, monkeypatch: Any
+) -> None:
+    contract = make_contract(cast)
+    make_day(contract, date(2026, 1, 19))
+    calls: list[list[str]] = []
+    real_get_many = cache.get_many
+
+    def counting_get_many(keys: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(list(keys))
+        return real_get_many(keys, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get_many", counting_get_many)
+    for url in [*urls(contract).values(), "/api/contracts/finance-metrics"]:
+        read(cast, url)  # computes and stores (and caches the principal)
+        read(cast, url)
+        calls.clear()
+        response, ran = read(cast, url)
+        assert ran == 0
+        if settings.AUTH_CACHE_SECONDS:
+            # session-status then the read: one MGET each, the read's keys in the principal's
+            assert len(calls) == 2, url
+            assert any(key.startswith("rc:e:") for key in calls[1]), url
+        else:
+            assert len(calls) == 1, url  # the read's own lookup; the principal is a query
 
 
 def test_other_tenants_and_other_urls_do_not_share_entries(cast: Any) -> None:
