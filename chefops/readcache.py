@@ -29,6 +29,9 @@ contributors: a queryset ``update()``/``bulk_create``/raw write to these tables 
 every entry computed under the old one is a miss; if a bump fails, entries expire after
 ``READ_CACHE_SECONDS``.
 
+Entries (not tokens) are also keyed by ``release()``, a digest of the code: a deploy never
+serves a body shaped by the previous release.
+
 Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``.
 On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
 (Redis): the web workers and the Celery worker must see the same tokens. A cache outage
@@ -37,10 +40,12 @@ degrades to computing every read.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -76,9 +81,32 @@ def service_days_scope(company_id: Any) -> str:
     return f"rc:v:sd:{company_id}"
 
 
+# Where the code that shapes cached values lives: the apps and the pinned libraries.
+RELEASE_SOURCES = ("chefops", "companies", "contracts", "servicedays", "outbox")
+
+
+@functools.cache
+def release() -> str:
+    """A digest of this release's Python sources and pinned requirements, computed once per
+    process. Entries (never tokens) are keyed by it: a deploy that changes a response's shape
+    or a model's columns never reads what the previous release stored, while both releases,
+    running side by side during the deploy, still see each other's invalidations."""
+    digest = hashlib.blake2b(digest_size=8)
+    base = Path(settings.BASE_DIR)
+    files = sorted(
+        [path for name in RELEASE_SOURCES for path in (base / name).rglob("*.py")]
+        + [base / "requirements.txt"]
+    )
+    for path in files:
+        if path.is_file() and "tests" not in path.relative_to(base).parts:
+            digest.update(str(path.relative_to(base)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _entry(company_id: Any, key: str) -> str:
     digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
-    return f"rc:e:{company_id}:{digest}"
+    return f"rc:e:{release()}:{company_id}:{digest}"
 
 
 def _token() -> str:

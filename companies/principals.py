@@ -147,7 +147,7 @@ def principal(
     except ValueError:
         return load_principal(user_id)
     token_keys = (ALL, _user_scope(user_id), _company_scope(company_id))
-    entry_key = f"auth:p:{user_id}"
+    entry_key = f"auth:p:{readcache.release()}:{user_id}"  # column lists change with releases
     try:
         extra = prefetch.keys(company_id) if prefetch is not None else []
         found = cache.get_many([*token_keys, entry_key, *extra])

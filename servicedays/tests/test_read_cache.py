@@ -100,7 +100,7 @@ def test_a_hit_is_one_cache_round_trip_with_the_principal_cache(
         read(cast, url)  # computes and stores (and caches the principal)
         read(cast, url)
         calls.clear()
-        response, ran = read(cast, url)
+        _response, ran = read(cast, url)
         assert ran == 0
         if settings.AUTH_CACHE_SECONDS:
             # session-status then the read: one MGET each, the read's keys in the principal's
