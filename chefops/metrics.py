@@ -65,7 +65,8 @@ HTTP_LATENCY = Histogram(
 )
 READ_CACHE = Counter(
     "chefops_read_cache_lookups_total",
-    "Lookups of the per-tenant read cache (chefops/readcache.py): hit, miss or error.",
+    "Lookups of the per-tenant read cache (chefops/readcache.py): hit, miss or error; "
+    "waited: misses answered by a concurrent request's fill.",
     ["result"],
 )
 

@@ -32,7 +32,8 @@ every entry computed under the old one is a miss; if a bump fails, entries expir
 Entries (not tokens) are also keyed by ``release()``, a digest of the code: a deploy never
 serves a body shaped by the previous release.
 
-Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``.
+Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``; misses
+answered by a concurrent request's fill (single flight, below) also in ``result="waited"``.
 On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
 (Redis): the web workers and the Celery worker must see the same tokens. A cache outage
 degrades to computing every read.
@@ -43,10 +44,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
@@ -186,14 +188,62 @@ def cached(
         READ_CACHE.labels("hit").inc()
         return entry[2]
     READ_CACHE.labels("miss").inc()
-    value = compute()
-    if not cacheable(value):
-        return value
+    lock_key = f"{entry_key}:fill:{hashlib.blake2b(repr((tokens, stamp)).encode()).hexdigest()}"
     try:
-        cache.set(entry_key, (tokens, stamp, value), timeout=settings.READ_CACHE_SECONDS)
+        leader = cache.add(lock_key, 1, timeout=FILL_LOCK_SECONDS)
     except Exception:
-        logger.warning("read cache unavailable: entry not stored", exc_info=True)
+        logger.warning("read cache unavailable: computing without the fill lock", exc_info=True)
+        leader = True
+    if not leader:
+        filled = _wait_for_fill(entry_key, lock_key, tokens, stamp)
+        if filled is not _MISSING:
+            return cast(T, filled)
+    try:
+        value = compute()
+        if cacheable(value):
+            try:
+                cache.set(entry_key, (tokens, stamp, value), timeout=settings.READ_CACHE_SECONDS)
+            except Exception:
+                logger.warning("read cache unavailable: entry not stored", exc_info=True)
+    finally:
+        if leader:
+            try:
+                cache.delete(lock_key)
+            except Exception:
+                logger.warning("read cache unavailable: fill lock left to expire", exc_info=True)
     return value
+
+
+# Single flight: when an entry is invalidated while many requests poll it, the first miss
+# computes it and the others wait for its result (polling the entry) instead of all running
+# the same queries at once. A waiter computes itself as soon as the leader is done without
+# storing a value (an error response), or after FILL_WAIT_SECONDS (a slow leader); a lock
+# outlives a crashed leader by at most FILL_LOCK_SECONDS.
+FILL_LOCK_SECONDS = 5
+FILL_WAIT_SECONDS = 0.25
+_FILL_POLLS = (0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05)
+_MISSING = object()
+
+
+def _wait_for_fill(entry_key: str, lock_key: str, tokens: tuple[Any, ...], stamp: str) -> Any:
+    waited = 0.0
+    for delay in _FILL_POLLS:
+        if waited + delay > FILL_WAIT_SECONDS:
+            break
+        time.sleep(delay)
+        waited += delay
+        try:
+            found = cache.get_many([entry_key, lock_key])
+        except Exception:
+            logger.warning("read cache unavailable: computing", exc_info=True)
+            return _MISSING
+        entry = found.get(entry_key)
+        if entry is not None and entry[0] == tokens and entry[1] == stamp:
+            READ_CACHE.labels("waited").inc()
+            return entry[2]
+        if lock_key not in found:
+            return _MISSING  # the leader finished without storing a value
+    return _MISSING
 
 
 CARRIED_HEADERS = ("X-Total-Count", "Link")
