@@ -56,6 +56,9 @@ class _PrincipalStatement:
         self._built: dict[str, tuple[str, list[tuple[int, Col, list[Any]]]]] = {}
         self._user_fields = [f.attname for f in User._meta.concrete_fields]
         self._company_fields = [f.attname for f in Company._meta.concrete_fields]
+        # What the cache keeps: never the password hash (a principal from the cache loads it
+        # from the database if it is ever read, e.g. to check the current password).
+        self._cached_user_fields = [name for name in self._user_fields if name != "password"]
 
     def _build(self) -> tuple[str, list[tuple[int, Col, list[Any]]]]:
         qn = connection.ops.quote_name
@@ -96,17 +99,23 @@ class _PrincipalStatement:
             for func in funcs:
                 values[index] = func(values[index], col, connection)
         split = len(self._user_fields)
-        return self.instantiate(values[:split], values[split:])
+        return self._instantiate(self._user_fields, values[:split], values[split:])
 
     def values(self, user: User) -> tuple[list[Any], list[Any]]:
-        """The column values ``load`` read for ``user`` (and its company), to store."""
+        """What the cache stores of ``user`` (and its company): every column but the password."""
         return (
-            [getattr(user, name) for name in self._user_fields],
+            [getattr(user, name) for name in self._cached_user_fields],
             [getattr(user.company, name) for name in self._company_fields],
         )
 
     def instantiate(self, user_values: list[Any], company_values: list[Any]) -> User:
-        user = User.from_db(connection.alias, self._user_fields, user_values)
+        """A principal from ``values`` (its password deferred)."""
+        return self._instantiate(self._cached_user_fields, user_values, company_values)
+
+    def _instantiate(
+        self, user_fields: list[str], user_values: list[Any], company_values: list[Any]
+    ) -> User:
+        user = User.from_db(connection.alias, user_fields, user_values)
         company = Company.from_db(connection.alias, self._company_fields, company_values)
         user_meta: Any = User._meta
         user_meta.get_field("company").set_cached_value(user, company)

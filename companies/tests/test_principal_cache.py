@@ -18,9 +18,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from chefops import readcache
+from chefops.testing.factories import TEST_PASSWORD
 from companies import principals
 from companies.models import CompanyStatus, Role, User
-from companies.tests.utils import login
+from companies.tests.utils import login, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,3 +161,26 @@ def test_malformed_claims_and_cache_outages_fall_back_to_the_query(
     monkeypatch.setattr(cache, "get_many", unavailable)
     api = cast.api(user)
     assert api.get(PROBE).status_code == 200
+
+
+def test_the_cache_never_holds_a_password_hash_and_passwords_still_check(cast: Any) -> None:
+    user = cast.client.employee
+    api = cast.api(user)
+    api.get(PROBE)
+    api.get(PROBE)  # cached now
+    entry = cache.get(f"auth:p:{readcache.release()}:{user.pk}")
+    assert entry is not None
+    stored = repr(entry)
+    assert user.password and user.password not in stored and "argon2" not in stored
+    loaded = principals.principal(user.pk, str(user.company_id))
+    assert loaded is not None and "password" in loaded.get_deferred_fields()
+    assert loaded.check_password(TEST_PASSWORD)  # loads the hash from the database
+    new = "a-much-better-secret-7"
+    res = post(
+        api,
+        "/api/auth/change-password",
+        {"oldPassword": TEST_PASSWORD, "newPassword": new, "passwordConfirmation": new},
+    )
+    assert res.status_code == 200, res.content
+    assert login(user.email, new).status_code == 200
+    assert login(user.email).status_code == 401
