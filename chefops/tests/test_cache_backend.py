@@ -34,3 +34,19 @@ def test_one_client_per_pool_and_the_cache_still_works() -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+@pytest.mark.redis
+def test_keys_with_spaces_and_long_keys_work_without_memcached_warnings() -> None:
+    import warnings
+
+    long_key = "rc:e:" + "x" * 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Django's memcached check would warn on both keys
+        cache.set("key with spaces", 1, timeout=30)
+        cache.set(long_key, 2, timeout=30)
+        assert cache.get_many(["key with spaces", long_key]) == {
+            "key with spaces": 1,
+            long_key: 2,
+        }
+    cache.delete_many(["key with spaces", long_key])
