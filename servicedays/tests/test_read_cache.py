@@ -279,3 +279,25 @@ def test_admin_deletes_invalidate_and_bulk_deletes_stay_one_statement(
         ServiceDay.objects.filter(contract=contract).delete()
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
     assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == ["DELETE"]
+
+
+def test_a_cache_outage_computes_every_read(cast: Any, monkeypatch: Any) -> None:
+    contract = make_contract(cast)
+    make_day(contract, date(2026, 1, 19), expected_quantity=12)
+    url = urls(contract)["range"]
+    before = read(cast, url)[0].json()
+    errors = lookups("error")
+
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cache down")
+
+    for name in ("get_many", "get", "set", "add"):
+        monkeypatch.setattr(cache, name, unavailable)
+    api = cast.api(cast.client.employee)
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            res = api.get(url)
+        assert res.status_code == 200
+        assert res.json() == before
+        assert any("servicedays_serviceday" in q["sql"] for q in queries.captured_queries)
+    assert lookups("error") - errors == 2
