@@ -1,0 +1,176 @@
+"""The read cache and the principal cache across processes: a real gunicorn (two workers)
+serves with both caches on Redis, and writes made by another process (as the admin, a
+command or the Celery worker would) show on the very next request.
+
+The server uses its own migrated SQLite database in a temporary directory and its own key
+prefix on the suite's Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+PASSWORD = "password123"  # the demo seed's
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Site:
+    def __init__(self, base: str, env: dict[str, str]) -> None:
+        self.base, self.env = base, env
+
+    def request(
+        self, path: str, *, token: str | None = None, body: dict[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - loopback http
+            f"{self.base}{path}", data=data, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
+                return res.status, json.loads(res.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def cache_hits(self) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        request = urllib.request.Request(  # noqa: S310 - loopback http
+            f"{self.base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
+            text = res.read().decode()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "chefops_read_cache_lookups_total"
+            and sample.labels.get("result") == "hit"
+        )
+
+    def login(self, email: str) -> str:
+        status, body = self.request("/api/auth/login", body={"email": email, "password": PASSWORD})
+        assert status == 200, body
+        return str(body["accessToken"])
+
+    def django(self, code: str) -> str:
+        """``code`` run by ``manage.py shell`` in a process of its own."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("caches")
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "CACHE_KEY_PREFIX": f"chefops-test-{uuid.uuid4().hex[:8]}",
+        "READ_CACHE_SECONDS": "300",
+        "AUTH_CACHE_SECONDS": "300",
+        "RUN_DIR": str(tmp / "run"),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_THREADS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
+    for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=180,
+            capture_output=True,
+        )
+    (tmp / "metrics").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    site = Site(f"http://127.0.0.1:{port}", env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if site.request("/api/health")[0] == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not come up"
+            time.sleep(0.3)
+        yield site
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_writes_by_another_process_show_on_the_next_request(site: Site) -> None:
+    token = site.login("techcorp@example.com")
+    status, contracts = site.request("/api/contracts", token=token)
+    assert status == 200 and contracts
+    active = next(c for c in contracts if c["status"] == "ACTIVE")
+    for _ in range(4):  # both workers cache the principal and the list
+        assert site.request("/api/contracts", token=token) == (200, contracts)
+    assert site.cache_hits() >= 3  # served from Redis, not computed
+
+    # a contract paused by another process (its services, as the admin's action does)
+    site.django(
+        "import uuid\n"
+        "from companies.models import User\n"
+        "from contracts.services import contract_pause\n"
+        "admin = User.objects.get(email='techcorp@example.com')\n"
+        f"contract_pause(contract_id=uuid.UUID('{active['id']}'), actor=admin)\n"
+    )
+    for _ in range(4):
+        status, after = site.request("/api/contracts", token=token)
+        assert status == 200
+        assert next(c for c in after if c["id"] == active["id"])["status"] == "PAUSED"
+
+    # the user deactivated elsewhere: refused at once by every worker
+    site.django(
+        "from companies.models import User\n"
+        "user = User.objects.get(email='techcorp@example.com')\n"
+        "user.is_active = False\n"
+        "user.save()\n"
+    )
+    for _ in range(4):
+        assert site.request("/api/contracts", token=token)[0] == 401
