@@ -70,10 +70,6 @@ def archive_storage() -> FileSystemStorage:
     return FileSystemStorage(location=str(location))
 
 
-def _today() -> date:
-    return timezone.now().date()
-
-
 class ArchiveJSONEncoder(DjangoJSONEncoder):
     """DjangoJSONEncoder cuts datetimes to milliseconds; an archive must restore them exactly."""
 

@@ -10,29 +10,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from chefops.testing.gunicorn import ROOT, free_port, running_gunicorn
+
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 PASSWORD = "password123"  # the demo seed's
 METRICS_TOKEN = "metrics-token-for-tests"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Site:
@@ -93,7 +85,7 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("caches")
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         "DJANGO_ENV": "development",
@@ -119,28 +111,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             capture_output=True,
         )
     (tmp / "metrics").mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    site = Site(f"http://127.0.0.1:{port}", env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if site.request("/api/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not come up"
-            time.sleep(0.3)
-        yield site
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running_gunicorn(env) as base:
+        yield Site(base, env)
 
 
 def test_writes_by_another_process_show_on_the_next_request(site: Site) -> None:

@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +11,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-ROOT = Path(__file__).resolve().parents[2]
+from chefops.testing.gunicorn import free_port, http_get, start_gunicorn
+
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -75,27 +73,13 @@ def test_readiness_reports_each_dependency() -> None:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as res:  # noqa: S310 - loopback only
-            return res.status, res.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
 @pytest.mark.slow
 def test_health_is_503_within_2s_when_the_database_is_unreachable(tmp_path: Path) -> None:
     """A real gunicorn whose DATABASE_URL points at a closed port."""
     import json
 
-    port = _free_port()
-    dead_db = _free_port()
+    port = free_port()
+    dead_db = free_port()
     env = {
         **os.environ,
         "DJANGO_ENV": "development",
@@ -106,19 +90,13 @@ def test_health_is_503_within_2s_when_the_database_is_unreachable(tmp_path: Path
         "RUN_DIR": str(tmp_path),
     }
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_gunicorn(env)
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
                 started = time.monotonic()
-                status, raw = _get(f"http://127.0.0.1:{port}/api/health")
+                status, raw = http_get(f"http://127.0.0.1:{port}/api/health")
                 elapsed = time.monotonic() - started
                 break
             except (urllib.error.URLError, ConnectionError):
@@ -129,7 +107,7 @@ def test_health_is_503_within_2s_when_the_database_is_unreachable(tmp_path: Path
         body = json.loads(raw)
         assert body["status"] == "error" and body["database"] == "disconnected"
         assert elapsed < 2.5
-        status, raw = _get(f"http://127.0.0.1:{port}/api/health/ready")
+        status, raw = http_get(f"http://127.0.0.1:{port}/api/health/ready")
         assert status == 503
         assert json.loads(raw)["checks"]["database"] == "disconnected"
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,25 +25,10 @@ from django.core.management import call_command
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parents[2]
+from chefops.testing.gunicorn import ROOT, free_port, http_get, running_gunicorn, start_gunicorn
+
 TOKEN = "metrics-token-for-tests"
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(url: str, token: str | None = None) -> tuple[int, bytes]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback http
-    try:
-        with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
-            return res.status, res.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
 
 
 class Server:
@@ -53,7 +37,7 @@ class Server:
         self.metrics_dir = metrics_dir
 
     def health_count(self) -> float:
-        status, body = _get(f"{self.base}/metrics", TOKEN)
+        status, body = http_get(f"{self.base}/metrics", TOKEN)
         assert status == 200, body
         total = 0.0
         for family in text_string_to_metric_families(body.decode()):
@@ -80,7 +64,7 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("gunicorn")
     metrics_dir = tmp / "metrics"
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
         "DJANGO_ENV": "development",
@@ -102,29 +86,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     metrics_dir.mkdir()
     (metrics_dir / "counter_99999.db").write_bytes(b"stale file from a previous run")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(f"{base}/api/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert proc.poll() is None, "gunicorn exited during start-up"
-            assert time.monotonic() < deadline, "gunicorn did not become healthy in 60 s"
-            time.sleep(0.2)
+    with running_gunicorn(env) as base:
         yield Server(base, metrics_dir)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_master_start_wipes_old_metric_files(server: Server) -> None:
@@ -137,7 +100,7 @@ def test_metrics_sum_the_counts_of_both_workers(server: Server) -> None:
     # urllib opens a new connection per request; concurrent requests spread over both workers.
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _batch in range(10):
-            statuses = list(pool.map(lambda _: _get(f"{server.base}/api/health")[0], range(40)))
+            statuses = list(pool.map(lambda _: http_get(f"{server.base}/api/health")[0], range(40)))
             assert statuses == [200] * 40
             sent += 40
             if sum(1 for n in server.health_count_by_worker().values() if n > 0) >= 2:
@@ -149,13 +112,13 @@ def test_metrics_sum_the_counts_of_both_workers(server: Server) -> None:
 
 
 def test_metrics_need_the_token(server: Server) -> None:
-    assert _get(f"{server.base}/metrics")[0] == 401
-    assert _get(f"{server.base}/metrics", "wrong")[0] == 401
+    assert http_get(f"{server.base}/metrics")[0] == 401
+    assert http_get(f"{server.base}/metrics", "wrong")[0] == 401
 
 
 def test_postdeploy_check_passes_against_a_healthy_server(server: Server, settings: Any) -> None:
     settings.METRICS_TOKEN = TOKEN
-    assert _get(f"{server.base}/api/nowhere")[0] == 404  # 4xx is not a failure
+    assert http_get(f"{server.base}/api/nowhere")[0] == 404  # 4xx is not a failure
     out = StringIO()
     call_command("postdeploy_check", "--url", server.base, "--timeout", "30", stdout=out)
     line = out.getvalue().strip()
@@ -173,7 +136,7 @@ def test_postdeploy_check_fails_without_the_metrics_token(server: Server, settin
 
 
 def test_postdeploy_check_fails_against_a_stopped_server() -> None:
-    base = f"http://127.0.0.1:{_free_port()}"  # nobody listens there
+    base = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     out = StringIO()
     started = time.monotonic()
     with pytest.raises(SystemExit) as exit_info:
@@ -203,7 +166,7 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
     tmp_path: Path,
 ) -> None:
     """Also: with the database unreachable, /metrics still answers (database_up 0)."""
-    port = _free_port()
+    port = free_port()
     env = {
         **{
             k: v
@@ -212,25 +175,19 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
         },
         "DJANGO_ENV": "development",
         "DEBUG": "false",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{_free_port()}/nothing",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing",
         "RUN_DIR": str(tmp_path / "run"),
         "PORT": str(port),
         "WEB_CONCURRENCY": "1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_gunicorn(env)
     base = f"http://127.0.0.1:{port}"
     private: list[Path] = []
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                assert _get(f"{base}/api/health")[0] == 503
+                assert http_get(f"{base}/api/health")[0] == 503
                 break
             except (urllib.error.URLError, ConnectionError):
                 pass
@@ -239,7 +196,7 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
         roots = ("/dev/shm", tempfile.gettempdir())  # noqa: S108 - where gunicorn.conf.py puts it
         private = [p for root in roots for p in Path(root).glob(f"chefops-metrics-{proc.pid}")]
         assert len(private) == 1 and any(private[0].glob("counter_*.db"))
-        status, body = _get(f"{base}/metrics")
+        status, body = http_get(f"{base}/metrics")
         assert status == 200
         text = body.decode()
         assert 'chefops_http_requests_total{method="GET",route="api/health",status="5xx"}' in text
@@ -254,7 +211,7 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
 
 def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path) -> None:
     """max_requests recycles workers; child_exit folds their counts into an archive file."""
-    port = _free_port()
+    port = free_port()
     metrics_dir = tmp_path / "metrics"
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
@@ -269,13 +226,7 @@ def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path)
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "METRICS_TOKEN": "",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_gunicorn(env)
     base = f"http://127.0.0.1:{port}"
     try:
         served = 0
@@ -283,11 +234,11 @@ def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path)
         while served < 22:
             assert proc.poll() is None and time.monotonic() < deadline
             try:
-                if _get(f"{base}/api/health")[0] == 200:
+                if http_get(f"{base}/api/health")[0] == 200:
                     served += 1
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.1)  # starting, or a recycled worker's replacement booting
-        status, body = _get(f"{base}/metrics")
+        status, body = http_get(f"{base}/metrics")
         assert status == 200
         total = sum(
             s.value
