@@ -1,11 +1,36 @@
-"""Shared test configuration: database capability markers."""
+"""Shared test configuration: services checked before anything runs, capability markers,
+and this run's private state (see TEST_RUN_ID in chefops/settings.py)."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from django.conf import settings
+
+from chefops.testing.services import unreachable_services
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A DATABASE_URL or REDIS_URL that names a dead server stops the run at once, with one
+    message naming it, instead of an error in every test that touches it."""
+    problems = unreachable_services()
+    if problems:
+        _remove_run_state()
+        raise pytest.UsageError("\n".join(["cannot run the tests:", *problems]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _remove_run_state()
+
+
+def _remove_run_state() -> None:
+    """This run's directory of job stamps, queues, archives and backups (never ``.run/``)."""
+    if settings.TEST_STATE_DIR is not None:
+        shutil.rmtree(settings.TEST_STATE_DIR, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -22,9 +47,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
+    """Every test starts with an empty cache: this run's keys only (KEY_PREFIX), never the
+    Redis database another run shares."""
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[datetime]:
+    """The clock stopped at the test's start: rules keyed on the clock minute or second
+    (session activity, throttles) cannot change their answer half-way through a test that a
+    busy machine slows down."""
+    import time_machine
+    from django.utils import timezone
+
+    now = timezone.now()
+    with time_machine.travel(now, tick=False):
+        yield now
 
 
 @pytest.fixture

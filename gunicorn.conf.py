@@ -59,6 +59,8 @@ def post_worker_init(worker: Any) -> None:
     from chefops import readcache
 
     readcache.release()
+    # Orchestration and the test harness wait for this line, not for a time.
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -54,10 +54,29 @@ DJANGO_ENV=production \
 step "OpenAPI schema validation"
 DJANGO_ENV=test $BIN/python manage.py spectacular --validate --fail-on-warn --file /dev/null
 
-step "tests on PostgreSQL + Redis"
+# The suite twice at once (PostgreSQL + Redis, and SQLite alone) while a busy loop keeps
+# every core busy: the two runs must not disturb each other (each owns its database, Redis
+# keys and state) and nothing may depend on a quiet machine. bin/stress-tests.sh is the long
+# form (five runs in a row, two fresh clones at once).
+step "tests on PostgreSQL + Redis and on SQLite, at once, under a CPU hog"
+LOGS=$(mktemp -d)
+HOG_PIDS=()
+for _ in $(seq 1 "$(nproc)"); do (while :; do :; done) & HOG_PIDS+=($!); done
+trap 'kill "${HOG_PIDS[@]}" 2>/dev/null || true; rm -rf "$LOGS"; psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
 DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/15 \
-  make --no-print-directory test PYTEST_ARGS="--create-db --cov --cov-report=term:skip-covered ${PYTEST_ARGS:-}"
-
-step "tests on SQLite, no Redis"
-env -u DATABASE_URL -u REDIS_URL make --no-print-directory test PYTEST_ARGS="--create-db ${PYTEST_ARGS:-}"
+  make --no-print-directory test \
+  PYTEST_ARGS="--create-db --cov --cov-report=term:skip-covered ${PYTEST_ARGS:-}" \
+  >"$LOGS/postgres.log" 2>&1 &
+PG_RUN=$!
+env -u DATABASE_URL -u REDIS_URL make --no-print-directory test \
+  PYTEST_ARGS="--create-db ${PYTEST_ARGS:-}" >"$LOGS/sqlite.log" 2>&1 &
+SQLITE_RUN=$!
+PG_STATUS=0; wait $PG_RUN || PG_STATUS=$?
+SQLITE_STATUS=0; wait $SQLITE_RUN || SQLITE_STATUS=$?
+kill "${HOG_PIDS[@]}" 2>/dev/null || true
+step "tests on PostgreSQL + Redis (exit $PG_STATUS; load $(cut -d' ' -f1-3 /proc/loadavg))"
+cat "$LOGS/postgres.log"
+step "tests on SQLite, no Redis (exit $SQLITE_STATUS)"
+cat "$LOGS/sqlite.log"
+[ "$PG_STATUS" = 0 ] && [ "$SQLITE_STATUS" = 0 ]
 step "CI passed"

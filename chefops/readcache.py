@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import logging
 import time
 import uuid
@@ -221,17 +222,17 @@ def cached(
 # outlives a crashed leader by at most FILL_LOCK_SECONDS.
 FILL_LOCK_SECONDS = 5
 FILL_WAIT_SECONDS = 0.25
-_FILL_POLLS = (0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.05, 0.05)
+_FILL_POLLS = (0.002, 0.003, 0.005, 0.01, 0.02, 0.03, 0.04)  # then every 50 ms
 _MISSING = object()
 
 
 def _wait_for_fill(entry_key: str, lock_key: str, tokens: tuple[Any, ...], stamp: str) -> Any:
-    waited = 0.0
-    for delay in _FILL_POLLS:
-        if waited + delay > FILL_WAIT_SECONDS:
+    deadline = time.monotonic() + FILL_WAIT_SECONDS
+    for attempt in itertools.count():
+        delay = _FILL_POLLS[attempt] if attempt < len(_FILL_POLLS) else 0.05
+        if time.monotonic() + delay > deadline:
             break
         time.sleep(delay)
-        waited += delay
         try:
             found = cache.get_many([entry_key, lock_key])
         except Exception:

@@ -7,6 +7,9 @@ Every variable is documented in README.md ("Configuration").
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,17 @@ if DJANGO_ENV not in {"development", "test", "staging", "production"}:
     )
 IS_PRODUCTION_LIKE = DJANGO_ENV in {"staging", "production"}
 IS_PRODUCTION = DJANGO_ENV == "production"
+
+# A test run owns its state: its own test database, its own keys in Redis (cache and Celery
+# broker) and its own directory for job stamps, queues, archives and backups, all named after
+# this id. The processes a test starts inherit it through the environment and share the
+# run's state; two runs on one machine (two clones, or a developer's run beside CI) never
+# see or flush each other's.
+TEST_RUN_ID = ""
+TEST_STATE_DIR: Path | None = None
+if DJANGO_ENV == "test":
+    TEST_RUN_ID = os.environ.setdefault("CHEFOPS_TEST_RUN_ID", uuid.uuid4().hex[:12])
+    TEST_STATE_DIR = Path(tempfile.gettempdir()) / f"chefops-test-{TEST_RUN_ID}"
 
 if IS_PRODUCTION_LIKE:
     missing = [
@@ -125,6 +139,10 @@ else:
     _db["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
     _db["OPTIONS"].setdefault("application_name", "chefops")
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
+if TEST_RUN_ID and IS_POSTGRES:
+    # pytest-django creates and drops this database; its name is this run's alone (on SQLite
+    # the test database lives in memory and is private anyway).
+    _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{TEST_RUN_ID}"[:63]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "companies.User"
@@ -152,7 +170,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "chefops.cache.ChefOpsRedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="chefops"),
+            "KEY_PREFIX": env.str(
+                "CACHE_KEY_PREFIX",
+                default=f"chefops-test-{TEST_RUN_ID}" if TEST_RUN_ID else "chefops",
+            ),
             "TIMEOUT": 300,
         }
     }
@@ -172,10 +193,17 @@ if not REDIS_URL:
     READ_CACHE_SECONDS = AUTH_CACHE_SECONDS = 0
 
 # --- Celery ---------------------------------------------------------------------------------
-RUN_DIR = Path(env.str("RUN_DIR", default=str(BASE_DIR / ".run")))
+_STATE_ROOT = TEST_STATE_DIR or BASE_DIR
+RUN_DIR = Path(env.str("RUN_DIR", default=str(_STATE_ROOT / ".run")))
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    if TEST_RUN_ID:
+        # Every key of the broker (queues, bindings, unacked) and of the results, prefixed:
+        # a worker started by this run never takes another run's tasks.
+        CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"chefops-test-{TEST_RUN_ID}:"}
+        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
 else:
     # Single-machine mode: the filesystem transport (kombu) needs no service, and the worker
     # started by `make run` also runs beat (-B), so tasks and periodic jobs still execute.
@@ -368,9 +396,9 @@ DB_SIZE_QUOTA_BYTES = env.int("DB_SIZE_QUOTA_BYTES", default=1024**3)
 # Directory whose filesystem is reported as free/total disk; empty = the database's directory
 # (SQLite file, or PostgreSQL's data_directory when it is local and readable), else BASE_DIR.
 DISK_USAGE_PATH = env.str("DISK_USAGE_PATH", default="")
-BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "backups")))
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(_STATE_ROOT / "backups")))
 # Retention archives (gzip JSON lines), kept one year.
-ARCHIVE_DIR = Path(env.str("ARCHIVE_DIR", default=str(BASE_DIR / "archive")))
+ARCHIVE_DIR = Path(env.str("ARCHIVE_DIR", default=str(_STATE_ROOT / "archive")))
 BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
 if IS_PRODUCTION_LIKE:
     # Prometheus scrapes the container over plain HTTP, like the health probe.

@@ -1,7 +1,16 @@
-"""A real gunicorn for tests that need several worker processes (loopback only)."""
+"""A real gunicorn for tests that need several worker processes (loopback only).
+
+Waits for readiness, never for time: the server binds a port the kernel picks (no race for a
+"free" port with another run), and a test gets it only once every worker has logged that it
+is ready and ``/api/health`` answered. Start-up may take long on a busy machine (importing
+Django alone took 5.8 s at load 14), so the deadline is generous and every kind of
+connection error or timeout while workers boot is retried.
+"""
 
 from __future__ import annotations
 
+import http.client
+import re
 import socket
 import subprocess
 import sys
@@ -10,57 +19,132 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 300
+REQUEST_TIMEOUT_SECONDS = 60
+# What a request may raise while a server (or a recycled worker) is still coming up:
+# refused, reset, closed without an answer, timed out (all OSError), or a torn response.
+NOT_UP_YET = (OSError, http.client.HTTPException)
+_LISTENING = re.compile(r"Listening at: http://[^\s:]+:(\d+)")
+_WORKER_READY = "Worker ready"  # logged by gunicorn.conf.py's post_worker_init
 
 
 def free_port() -> int:
+    """A port nobody listens on (for a client that must find it closed)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def http_get(url: str, token: str | None = None) -> tuple[int, bytes]:
+def http_get(
+    url: str, token: str | None = None, *, timeout: float = REQUEST_TIMEOUT_SECONDS
+) -> tuple[int, bytes]:
     """(status, body) of a GET, error statuses included."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 - loopback http
     try:
-        with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as res:  # noqa: S310 - loopback
             return res.status, res.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
 
 
-def start_gunicorn(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``gunicorn chefops.wsgi -c gunicorn.conf.py`` from the project root, output discarded."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "chefops.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@dataclass
+class Gunicorn:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def port(self) -> int | None:
+        found = _LISTENING.search(self.log())
+        return int(found.group(1)) if found else None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port()}"
+
+    def workers_ready(self) -> int:
+        """Workers that finished booting since the start (recycled ones count again)."""
+        return self.log().count(_WORKER_READY)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def failure(self, what: str) -> AssertionError:
+        tail = "\n".join(self.log().splitlines()[-30:])
+        return AssertionError(f"{what}; gunicorn's log ends with:\n{tail}")
+
+
+def start_gunicorn(env: dict[str, str], log_dir: Path) -> Gunicorn:
+    """``gunicorn chefops.wsgi -c gunicorn.conf.py`` from the project root on a port of the
+    kernel's choosing on 127.0.0.1, its log in ``log_dir``."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "gunicorn.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "chefops.wsgi",
+                "-c",
+                "gunicorn.conf.py",
+                "--bind",
+                "127.0.0.1:0",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return Gunicorn(proc, log_path)
+
+
+def wait_until_serving(
+    server: Gunicorn,
+    *,
+    workers: int,
+    status: int = 200,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> None:
+    """Until ``workers`` workers have booted and ``/api/health`` answers ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.proc.poll() is not None:
+            raise server.failure(f"gunicorn exited during start-up ({server.proc.returncode})")
+        if time.monotonic() > deadline:
+            raise server.failure(f"gunicorn did not serve within {timeout} s")
+        if server.port() is not None and server.workers_ready() >= workers:
+            try:
+                if http_get(f"{server.base}/api/health")[0] == status:
+                    return
+            except NOT_UP_YET:
+                pass
+        time.sleep(0.1)  # polling a condition, bounded by the deadline
 
 
 @contextmanager
-def running_gunicorn(env: dict[str, str], *, timeout: float = 60) -> Iterator[str]:
-    """A gunicorn on ``env["PORT"]``, yielded (as its base URL) once ``/api/health`` answers
-    200; stopped on exit."""
-    proc = start_gunicorn(env)
-    base = f"http://127.0.0.1:{env['PORT']}"
+def running_gunicorn(
+    env: dict[str, str], log_dir: Path, *, health_status: int = 200
+) -> Iterator[Gunicorn]:
+    """A gunicorn whose every worker (``WEB_CONCURRENCY``) is up and whose ``/api/health``
+    answers ``health_status``; stopped on exit."""
+    server = start_gunicorn(env, log_dir)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if http_get(f"{base}/api/health")[0] == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert proc.poll() is None, "gunicorn exited during start-up"
-            assert time.monotonic() < deadline, f"gunicorn did not become healthy in {timeout} s"
-            time.sleep(0.2)
-        yield base
+        wait_until_serving(
+            server, workers=int(env.get("WEB_CONCURRENCY", "3")), status=health_status
+        )
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()

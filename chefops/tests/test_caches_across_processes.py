@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from chefops.testing.gunicorn import ROOT, free_port, running_gunicorn
+from chefops.testing.gunicorn import ROOT, running_gunicorn
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 PASSWORD = "password123"  # the demo seed's
@@ -42,7 +42,7 @@ class Site:
             f"{self.base}{path}", data=data, headers=headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
+            with urllib.request.urlopen(request, timeout=120) as res:  # noqa: S310 - loopback
                 return res.status, json.loads(res.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
@@ -53,7 +53,7 @@ class Site:
         request = urllib.request.Request(  # noqa: S310 - loopback http
             f"{self.base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
         )
-        with urllib.request.urlopen(request, timeout=10) as res:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=120) as res:  # noqa: S310 - loopback
             text = res.read().decode()
         return sum(
             sample.value
@@ -85,7 +85,6 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("caches")
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
         "DJANGO_ENV": "development",
@@ -95,7 +94,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "READ_CACHE_SECONDS": "300",
         "AUTH_CACHE_SECONDS": "300",
         "RUN_DIR": str(tmp / "run"),
-        "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
@@ -111,8 +109,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             capture_output=True,
         )
     (tmp / "metrics").mkdir()
-    with running_gunicorn(env) as base:
-        yield Site(base, env)
+    with running_gunicorn(env, tmp) as gunicorn:
+        yield Site(gunicorn.base, env)
 
 
 def test_writes_by_another_process_show_on_the_next_request(site: Site) -> None:

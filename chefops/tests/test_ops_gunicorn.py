@@ -12,8 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
@@ -25,7 +23,15 @@ from django.core.management import call_command
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from chefops.testing.gunicorn import ROOT, free_port, http_get, running_gunicorn, start_gunicorn
+from chefops.testing.gunicorn import (
+    NOT_UP_YET,
+    ROOT,
+    free_port,
+    http_get,
+    running_gunicorn,
+    start_gunicorn,
+    wait_until_serving,
+)
 
 TOKEN = "metrics-token-for-tests"
 pytestmark = pytest.mark.slow
@@ -64,14 +70,12 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("gunicorn")
     metrics_dir = tmp / "metrics"
-    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
         "DJANGO_ENV": "development",
         "DEBUG": "false",
         "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
         "RUN_DIR": str(tmp / "run"),
-        "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -86,8 +90,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     )
     metrics_dir.mkdir()
     (metrics_dir / "counter_99999.db").write_bytes(b"stale file from a previous run")
-    with running_gunicorn(env) as base:
-        yield Server(base, metrics_dir)
+    with running_gunicorn(env, tmp) as gunicorn:
+        yield Server(gunicorn.base, metrics_dir)
 
 
 def test_master_start_wipes_old_metric_files(server: Server) -> None:
@@ -97,9 +101,11 @@ def test_master_start_wipes_old_metric_files(server: Server) -> None:
 def test_metrics_sum_the_counts_of_both_workers(server: Server) -> None:
     before = server.health_count()
     sent = 0
-    # urllib opens a new connection per request; concurrent requests spread over both workers.
+    # urllib opens a new connection per request; 8 at once are more than one worker holds
+    # (GUNICORN_THREADS + 2), so they spread over both workers.
+    deadline = time.monotonic() + 120
     with ThreadPoolExecutor(max_workers=8) as pool:
-        for _batch in range(10):
+        while time.monotonic() < deadline:
             statuses = list(pool.map(lambda _: http_get(f"{server.base}/api/health")[0], range(40)))
             assert statuses == [200] * 40
             sent += 40
@@ -166,7 +172,6 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
     tmp_path: Path,
 ) -> None:
     """Also: with the database unreachable, /metrics still answers (database_up 0)."""
-    port = free_port()
     env = {
         **{
             k: v
@@ -177,26 +182,17 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
         "DEBUG": "false",
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing",
         "RUN_DIR": str(tmp_path / "run"),
-        "PORT": str(port),
         "WEB_CONCURRENCY": "1",
     }
-    proc = start_gunicorn(env)
-    base = f"http://127.0.0.1:{port}"
+    gunicorn = start_gunicorn(env, tmp_path)
     private: list[Path] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert http_get(f"{base}/api/health")[0] == 503
-                break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
+        wait_until_serving(gunicorn, workers=1, status=503)
         roots = ("/dev/shm", tempfile.gettempdir())  # noqa: S108 - where gunicorn.conf.py puts it
-        private = [p for root in roots for p in Path(root).glob(f"chefops-metrics-{proc.pid}")]
+        pid = gunicorn.proc.pid
+        private = [p for root in roots for p in Path(root).glob(f"chefops-metrics-{pid}")]
         assert len(private) == 1 and any(private[0].glob("counter_*.db"))
-        status, body = http_get(f"{base}/metrics")
+        status, body = http_get(f"{gunicorn.base}/metrics")
         assert status == 200
         text = body.decode()
         assert 'chefops_http_requests_total{method="GET",route="api/health",status="5xx"}' in text
@@ -204,14 +200,12 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
         assert "chefops_database_size_bytes" not in text
         assert "chefops_disk_free_bytes" in text
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        gunicorn.stop()
     assert not private[0].exists()
 
 
 def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path) -> None:
     """max_requests recycles workers; child_exit folds their counts into an archive file."""
-    port = free_port()
     metrics_dir = tmp_path / "metrics"
     env = {
         **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
@@ -219,37 +213,43 @@ def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path)
         "DEBUG": "false",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # health needs no tables
         "RUN_DIR": str(tmp_path / "run"),
-        "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "GUNICORN_MAX_REQUESTS": "5",
         "GUNICORN_MAX_REQUESTS_JITTER": "0",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "METRICS_TOKEN": "",
     }
-    proc = start_gunicorn(env)
-    base = f"http://127.0.0.1:{port}"
+    gunicorn = start_gunicorn(env, tmp_path)
     try:
+        wait_until_serving(gunicorn, workers=2, status=200)
+        before = health_total(gunicorn.base)
         served = 0
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # each recycled worker boots again: slow when busy
         while served < 22:
-            assert proc.poll() is None and time.monotonic() < deadline
+            assert gunicorn.proc.poll() is None, gunicorn.failure("gunicorn exited")
+            assert time.monotonic() < deadline, gunicorn.failure(f"{served} of 22 served")
             try:
-                if http_get(f"{base}/api/health")[0] == 200:
+                # A refused connection was never served; the long timeout means an accepted
+                # one is always answered, so `served` is exactly what the workers counted.
+                if http_get(f"{gunicorn.base}/api/health", timeout=120)[0] == 200:
                     served += 1
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)  # starting, or a recycled worker's replacement booting
-        status, body = http_get(f"{base}/metrics")
-        assert status == 200
-        total = sum(
-            s.value
-            for family in text_string_to_metric_families(body.decode())
-            for s in family.samples
-            if s.name == "chefops_http_requests_total" and s.labels["route"] == "api/health"
-        )
-        assert total == served
+            except NOT_UP_YET:
+                time.sleep(0.1)  # a recycled worker's replacement is booting
+        assert health_total(gunicorn.base) == before + served
         counter_files = sorted(p.name for p in metrics_dir.glob("counter_*.db"))
         assert "counter_archive.db" in counter_files  # at least 3 workers were recycled
         assert len(counter_files) <= 3, counter_files  # archive + the two live workers
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        gunicorn.stop()
+
+
+def health_total(base: str) -> float:
+    """``/api/health`` requests counted by every worker, dead ones included."""
+    status, body = http_get(f"{base}/metrics")
+    assert status == 200
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "chefops_http_requests_total" and s.labels["route"] == "api/health"
+    )

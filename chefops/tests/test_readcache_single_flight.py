@@ -49,36 +49,65 @@ def together(call: Callable[[], Any]) -> list[Any]:
     return results
 
 
-def test_concurrent_misses_compute_once_and_share_the_value() -> None:
+class WaitersGate:
+    """Counts the threads that entered the single-flight wait; lets a leader's computation
+    finish only once ``expected`` of them are waiting (events, not sleeps)."""
+
+    def __init__(self, monkeypatch: Any, expected: int) -> None:
+        self.expected = expected
+        self.waiting = 0
+        self.condition = threading.Condition()
+        original = readcache._wait_for_fill
+
+        def counted(*args: Any) -> Any:
+            with self.condition:
+                self.waiting += 1
+                self.condition.notify_all()
+            return original(*args)
+
+        monkeypatch.setattr(readcache, "_wait_for_fill", counted)
+        # Waiters give up only after a minute: long enough for any busy machine.
+        monkeypatch.setattr(readcache, "FILL_WAIT_SECONDS", 60.0)
+
+    def hold_until_all_wait(self) -> None:
+        with self.condition:
+            assert self.condition.wait_for(lambda: self.waiting >= self.expected, timeout=120)
+
+
+def test_concurrent_misses_compute_once_and_share_the_value(monkeypatch: Any) -> None:
     company = uuid.uuid4()
     computed: list[int] = []
+    gate = WaitersGate(monkeypatch, expected=THREADS - 1)
 
     def compute() -> dict[str, int]:
         computed.append(1)
-        time.sleep(0.05)  # slow enough that every thread misses before it is stored
+        gate.hold_until_all_wait()  # every other thread missed and waits for this value
         return {"total": 42}
 
     waited, hits = lookups("waited"), lookups("hit")
     results = together(lambda: readcache.cached(company, "GET /report", compute))
     assert results == [{"total": 42}] * THREADS
     assert len(computed) == 1
-    # the others waited for the leader's value (or, arriving late, found it stored)
-    waiting = lookups("waited") - waited
-    assert waiting >= 1 and waiting + lookups("hit") - hits == THREADS - 1
+    assert lookups("waited") - waited == THREADS - 1
+    assert lookups("hit") == hits
     # after an invalidation, the next wave computes once more
     readcache._bump([readcache._tenant(company)])
+    gate.waiting = 0
     together(lambda: readcache.cached(company, "GET /report", compute))
     assert len(computed) == 2
 
 
 def test_waiters_compute_themselves_when_the_leader_stores_nothing(monkeypatch: Any) -> None:
-    monkeypatch.setattr(readcache, "FILL_WAIT_SECONDS", 20.0)  # only the lock's release helps
+    gate = WaitersGate(monkeypatch, expected=THREADS - 1)
     company = uuid.uuid4()
     computed: list[int] = []
+    leaders: list[int] = []
 
     def compute() -> None:  # e.g. an error response: never stored
         computed.append(1)
-        time.sleep(0.05)
+        if not leaders:
+            leaders.append(1)
+            gate.hold_until_all_wait()
 
     started = time.monotonic()
     together(
@@ -87,10 +116,12 @@ def test_waiters_compute_themselves_when_the_leader_stores_nothing(monkeypatch: 
         )
     )
     assert len(computed) == THREADS
-    assert time.monotonic() - started < 5  # nobody sat out the 20 s wait
+    # Nobody sat out the 60 s wait: the lock's release sent them to compute.
+    assert time.monotonic() - started < 45
 
 
-def test_different_entries_do_not_wait_for_each_other() -> None:
+def test_different_entries_do_not_wait_for_each_other(monkeypatch: Any) -> None:
+    gate = WaitersGate(monkeypatch, expected=THREADS)
     company = uuid.uuid4()
     computed: list[str] = []
     counter = iter(range(THREADS))
@@ -102,10 +133,10 @@ def test_different_entries_do_not_wait_for_each_other() -> None:
 
         def compute() -> str:
             computed.append(key)
-            time.sleep(0.02)
             return key
 
         return readcache.cached(company, key, compute)
 
     results = together(call)
     assert sorted(results) == sorted(computed) and len(computed) == THREADS
+    assert gate.waiting == 0

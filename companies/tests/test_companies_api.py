@@ -249,7 +249,7 @@ def test_concurrent_registrations_with_the_same_email_give_one_201_and_one_409()
 
     def register(n: int) -> None:
         try:
-            barrier.wait(timeout=10)
+            barrier.wait(timeout=60)
             res = post(APIClient(), "/api/caterings", catering_body(taxId=f"30-1-{n}"))
             statuses.append(res.status_code)
         finally:
@@ -264,7 +264,7 @@ def test_concurrent_registrations_with_the_same_email_give_one_201_and_one_409()
     assert Company.objects.count() == 1
 
 
-def test_registration_is_rate_limited_per_ip(db: None, settings: Any) -> None:
+def test_registration_is_rate_limited_per_ip(db: None, settings: Any, frozen_clock: Any) -> None:
     settings.AUTH_THROTTLE_IP_RATE = "2/min"
     for n in range(2):
         body = catering_body(email=f"r{n}@example.com", taxId=None)
@@ -322,7 +322,9 @@ def test_list_search_status_and_paging(cast: Any) -> None:
     assert client.get("/api/clients?unrelated=1").status_code == 200
 
 
-def test_client_list_has_a_fixed_query_count(cast: Any, django_assert_num_queries: Any) -> None:
+def test_client_list_has_a_fixed_query_count(
+    frozen_clock: Any, cast: Any, django_assert_num_queries: Any
+) -> None:
     client = cast.api(cast.client.admin)
     client.get("/api/auth/session-status")  # activity of this minute recorded
     # auth (user+company), count, page rows with profile, office days (one prefetch)

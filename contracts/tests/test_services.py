@@ -224,7 +224,7 @@ def test_two_resumes_of_one_pair_at_once_give_one_409(cast: Cast) -> None:
 def test_two_api_creates_for_one_pair_at_once_give_201_and_409(cast: Cast) -> None:
     from contracts.tests.helpers import create_body
 
-    barrier = threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=60)
     statuses: list[int] = []
 
     def create(user: User) -> None:

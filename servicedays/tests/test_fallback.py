@@ -188,18 +188,18 @@ def test_skips_while_another_run_holds_the_lock(cast: Any) -> None:
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [jobs.FALLBACK_LOCK_ID])
                 locked.set()
-                release.wait(timeout=10)
+                release.wait(timeout=60)
         finally:
             connections.close_all()
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
     try:
-        assert locked.wait(timeout=10)
+        assert locked.wait(timeout=60)
         summary = run()
         assert not summary.lock_acquired
         assert summary.line() == "apply_fallback: skipped, another run holds the lock"
     finally:
         release.set()
-        holder.join(timeout=10)
+        holder.join(timeout=60)
     assert run().applied == 1

@@ -326,19 +326,19 @@ def test_concurrent_runs_skip_while_another_holds_the_lock(cast: Any) -> None:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [jobs.GENERATE_LOCK_ID])
                 locked.set()
-                release.wait(timeout=10)
+                release.wait(timeout=60)
         finally:
             connections.close_all()
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
     try:
-        assert locked.wait(timeout=10)
+        assert locked.wait(timeout=60)
         summary = jobs.service_days_generate_upcoming()
         assert not summary.lock_acquired
         assert summary.line() == "generate_service_days: skipped, another run holds the lock"
         assert ServiceDay.objects.count() == 0
     finally:
         release.set()
-        holder.join(timeout=10)
+        holder.join(timeout=60)
     assert jobs.service_days_generate_upcoming().inserted == 8
