@@ -31,6 +31,10 @@ errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 preload_app = False
+# gunicorn's control socket (gunicornc) lives at one fixed path per user ($HOME/.gunicorn):
+# several masters on one machine (tests, `make web` beside a benchmark) would take it from
+# each other, and a container's home may not be writable. Nothing here uses it.
+control_socket_disable = True
 
 # --- Prometheus multiprocess mode (chefops/metrics.py) -------------------------------------
 # Every worker writes its metric values to mmap files in this directory and /metrics sums

@@ -67,7 +67,7 @@ record() {  # name, exit status, seconds, log
   fi
 }
 
-make --no-print-directory install >/dev/null
+make --no-print-directory install >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log"; exit 1; }
 [ "$HOG" = 1 ] && start_hog
 
 for run in $(seq 1 "$RUNS"); do
