@@ -47,6 +47,12 @@ if IS_PRODUCTION_LIKE:
         for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
         if not env.str(name, default="")
     ]
+    # /metrics without a token would be public (outbox, database and disk figures); only an
+    # explicit METRICS_PUBLIC=true says the network keeps it private.
+    if not env.str("METRICS_TOKEN", default="") and not env.bool("METRICS_PUBLIC", default=False):
+        missing.append(
+            "METRICS_TOKEN (or METRICS_PUBLIC=true if the network keeps /metrics private)"
+        )
     if missing:
         raise ImproperlyConfigured(
             f"DJANGO_ENV={DJANGO_ENV} refuses to start without: {', '.join(missing)}"
@@ -387,8 +393,10 @@ LOGGING = {
 }
 
 # --- Operations: metrics, quotas, backups (README "Operations") -----------------------------
-# Bearer token for GET /metrics; empty means no authentication (keep /metrics off the internet).
+# Bearer token for GET /metrics; empty means no authentication, which staging/production
+# refuse (above) unless METRICS_PUBLIC=true says the network keeps /metrics private.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
 # gunicorn.conf.py sets this for its workers (prometheus-client multiprocess mode); without it
 # (runserver, tests) metrics live in the process's own registry.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
