@@ -333,6 +333,12 @@ elif env.str("EMAIL_URL", default=""):
     globals().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Seconds one SMTP connect/read/write may block (Django's default: forever). The outbox
+# dispatcher sends e-mails itself, so one stalled server would hold its whole batch. Set after
+# EMAIL_URL's parsed settings, so it applies to them too.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+if not EMAIL_TIMEOUT > 0:
+    raise ImproperlyConfigured("EMAIL_TIMEOUT must be a positive number of seconds")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ChefOps <noreply@chefops.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
