@@ -10,6 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import environ
+
+# The project's .env (README "Configuration"), as the Django settings read it: this file runs
+# in the master before any Django code, and its values (PORT, WEB_CONCURRENCY...) would
+# otherwise be ignored. Variables already in the environment win.
+environ.Env.read_env(Path(__file__).resolve().parent / ".env", overwrite=False)
+
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

@@ -47,6 +47,12 @@ if IS_PRODUCTION_LIKE:
         for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
         if not env.str(name, default="")
     ]
+    # /metrics without a token would be public (outbox, database and disk figures); only an
+    # explicit METRICS_PUBLIC=true says the network keeps it private.
+    if not env.str("METRICS_TOKEN", default="") and not env.bool("METRICS_PUBLIC", default=False):
+        missing.append(
+            "METRICS_TOKEN (or METRICS_PUBLIC=true if the network keeps /metrics private)"
+        )
     if missing:
         raise ImproperlyConfigured(
             f"DJANGO_ENV={DJANGO_ENV} refuses to start without: {', '.join(missing)}"
@@ -327,6 +333,12 @@ elif env.str("EMAIL_URL", default=""):
     globals().update(env.email_url("EMAIL_URL"))
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Seconds one SMTP connect/read/write may block (Django's default: forever). The outbox
+# dispatcher sends e-mails itself, so one stalled server would hold its whole batch. Set after
+# EMAIL_URL's parsed settings, so it applies to them too.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+if not EMAIL_TIMEOUT > 0:
+    raise ImproperlyConfigured("EMAIL_TIMEOUT must be a positive number of seconds")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ChefOps <noreply@chefops.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -387,8 +399,10 @@ LOGGING = {
 }
 
 # --- Operations: metrics, quotas, backups (README "Operations") -----------------------------
-# Bearer token for GET /metrics; empty means no authentication (keep /metrics off the internet).
+# Bearer token for GET /metrics; empty means no authentication, which staging/production
+# refuse (above) unless METRICS_PUBLIC=true says the network keeps /metrics private.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=False)
 # gunicorn.conf.py sets this for its workers (prometheus-client multiprocess mode); without it
 # (runserver, tests) metrics live in the process's own registry.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")

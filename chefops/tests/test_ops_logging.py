@@ -83,7 +83,7 @@ def _probe(overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "LOG_INFO_SAMPLE_RATE"}
+        if k not in {"DATABASE_URL", "REDIS_URL", "LOG_INFO_SAMPLE_RATE", "METRICS_PUBLIC"}
     }
     env.update(
         {
@@ -92,6 +92,7 @@ def _probe(overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
             "DATABASE_URL": "postgres://x@127.0.0.1/x",
             "REDIS_URL": "redis://127.0.0.1:6379/0",
             "ALLOWED_HOSTS": "chefops.example.com",
+            "METRICS_TOKEN": "scrape-token-for-tests",
             **overrides,
         }
     )
