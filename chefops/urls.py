@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chefops.admin import operations_view
@@ -29,9 +30,12 @@ urlpatterns = [
     # contracts/<id>/service-days|reports, which must win over contracts/<id>.
     path("api/", include("servicedays.urls")),
     path("api/", include("contracts.urls")),
-    # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`.
-    re_path(r"^api(?:/.*)?$", api_not_found),
+    # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`, for
+    # every method (exempt from CSRF like the DRF views, or a POST would get Django's HTML
+    # 403) and every path (`[\s\S]`, not `.`: a path with a newline is a path too).
+    re_path(r"^api(?:/[\s\S]*)?$", csrf_exempt(api_not_found)),
 ]
 
+handler400 = "chefops.api.errors.handler400"
 handler404 = "chefops.api.errors.handler404"
 handler500 = "chefops.api.errors.handler500"

@@ -134,6 +134,15 @@ def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> Json
     return JsonResponse(error_body(404, f"Cannot {request.method} {request.path}"), status=404)
 
 
+def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
+    """Django's own 400s (a Host not allowed, a request it cannot parse) in the error shape."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return JsonResponse(error_body(400, "Bad Request"), status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception or Exception())
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
     if request.path.startswith("/api/"):
         return api_not_found(request)
