@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chefops.admin import operations_view
@@ -31,9 +30,9 @@ urlpatterns = [
     path("api/", include("servicedays.urls")),
     path("api/", include("contracts.urls")),
     # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`, for
-    # every method (exempt from CSRF like the DRF views, or a POST would get Django's HTML
-    # 403) and every path (`[\s\S]`, not `.`: a path with a newline is a path too).
-    re_path(r"^api(?:/[\s\S]*)?$", csrf_exempt(api_not_found)),
+    # every method (the view is CSRF-exempt) and every path (`[\s\S]`, not `.`: a path with
+    # a newline is a path too).
+    re_path(r"^api(?:/[\s\S]*)?$", api_not_found),
 ]
 
 handler400 = "chefops.api.errors.handler400"
