@@ -1,13 +1,18 @@
-"""Project middleware: request ids, trailing-slash tolerance for the API, health on any Host."""
+"""Project middleware: request ids, trailing-slash tolerance for the API, health on any Host,
+and the guard that refuses unknown methods and unusable API request lines."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from chefops.api.errors import error_body
+from chefops.api.parsers import MAX_BODY_BYTES, PayloadTooLarge
 from chefops.logging import request_id_var
 
 HEALTH_PATHS = frozenset({"/api/health", "/api/health/ready"})
@@ -63,3 +68,90 @@ class ApiTrailingSlashMiddleware:
         if path.startswith("/api/") and len(path) > 5 and path.endswith("/"):
             request.path_info = path.rstrip("/")
         return self.get_response(request)
+
+
+# The methods the API and the admin answer; anything else (TRACE, CONNECT, FOO, WebDAV verbs)
+# is refused on every route before routing, CSRF or authentication.
+KNOWN_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def _error(status: int, message: str | list[str]) -> HttpResponse:
+    return JsonResponse(error_body(status, message), status=status)
+
+
+def _query_problems(raw: bytes, max_fields: int | None) -> list[str]:
+    """What makes a query string unusable, per parameter: not UTF-8 once percent-decoded
+    (an encoded surrogate such as ``%ED%B3%80`` is not UTF-8), or a NUL character. Django
+    would replace the first with U+FFFD and hand the second to a query; PostgreSQL refuses it."""
+    if max_fields is not None and raw.count(b"&") + 1 > max_fields:
+        return [f"Too many query parameters (at most {max_fields})"]
+    problems: list[str] = []
+    for field in raw.split(b"&"):
+        if not field:
+            continue
+        raw_name, _, raw_value = field.partition(b"=")
+        try:
+            name = unquote_to_bytes(raw_name.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append("query parameter names must be valid UTF-8 text")
+            continue
+        if "\x00" in name:
+            problems.append("query parameter names must not contain NUL characters")
+            continue
+        try:
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{name} must be valid UTF-8 text")
+            continue
+        if "\x00" in value:
+            problems.append(f"{name} must not contain NUL characters")
+    return problems
+
+
+class ApiRequestGuardMiddleware:
+    """Answers, in the API's error shape and before any view runs, what no view can handle:
+
+    - an unknown method on any route: 405 (a known method a route does not serve stays the
+      original's 404 ``Cannot <METHOD> <path>``, from the view);
+    - under ``/api``: a NUL character in the path or a query parameter, a query parameter
+      that is not UTF-8, too many query parameters (400), and a ``Content-Length`` over the
+      parser's limit (413, whether or not the endpoint reads a body).
+
+    Placed after CORS, so a browser can read these errors too.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method not in KNOWN_METHODS:
+            response = _error(405, f"Method {request.method} is not supported")
+            response["Allow"] = ", ".join(KNOWN_METHODS)
+            return response
+        if _is_api(request.path_info):
+            refused = self._refuse(request)
+            if refused is not None:
+                return refused
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest) -> HttpResponse | None:
+        if "\x00" in request.path:
+            return _error(400, ["path must not contain NUL characters"])
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if not length.isascii() or not length.isdigit():
+            return _error(400, "Content-Length must be a number of bytes")
+        if int(length) > MAX_BODY_BYTES:
+            return _error(413, str(PayloadTooLarge.default_detail))
+        query = request.META.get("QUERY_STRING", "")
+        if query:
+            # WSGI hands the query string over as Latin-1 text: these are its raw bytes.
+            raw = query.encode("iso-8859-1", errors="replace")
+            problems = _query_problems(raw, settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)
+            if problems:
+                return _error(400, problems)
+        return None

@@ -29,9 +29,12 @@ urlpatterns = [
     # contracts/<id>/service-days|reports, which must win over contracts/<id>.
     path("api/", include("servicedays.urls")),
     path("api/", include("contracts.urls")),
-    # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`.
-    re_path(r"^api(?:/.*)?$", api_not_found),
+    # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`, for
+    # every method (the view is CSRF-exempt) and every path (`[\s\S]`, not `.`: a path with
+    # a newline is a path too).
+    re_path(r"^api(?:/[\s\S]*)?$", api_not_found),
 ]
 
+handler400 = "chefops.api.errors.handler400"
 handler404 = "chefops.api.errors.handler404"
 handler500 = "chefops.api.errors.handler500"

@@ -13,27 +13,14 @@ from chefops.api.fields import is_number, iso_ms
 from chefops.api.serializers import ApiModelSerializer, StrictSerializer
 from contracts.models import Contract, ContractStatus
 
-# PostgreSQL `integer`: larger values would fail in the database (a 500) instead of here.
-MAX_DB_INT = 2_147_483_647
-
 
 class BoundedIntegerField(fields.IntegerField):
-    """``@IsInt @Min(0)`` of the original, plus an upper bound that speaks only for numbers.
-
-    The bound's message appears only when a number is too large, so a missing or mistyped
-    value still yields exactly the original's two messages.
-    """
+    """``@IsInt @Min(0)`` of the original; the shared field adds the ``integer`` column's
+    upper bound, which speaks only for numbers (a missing or mistyped value still yields
+    exactly the original's two messages)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(min_value=0, **kwargs)
-
-    def checks(self) -> list[tuple[str, Callable[[Any], bool], str]]:
-        bound = (
-            "max",
-            lambda v: not is_number(v) or v <= MAX_DB_INT,
-            f"{{name}} must not be greater than {MAX_DB_INT}",
-        )
-        return [bound, *super().checks()]
 
 
 class PriceField(fields.MoneyField):

@@ -20,7 +20,12 @@ from rest_framework.views import APIView
 from chefops import readcache
 from chefops.api.cachedviews import CachedReadView
 from chefops.api.fields import is_uuid, parse_path_uuid
-from chefops.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, PagePagination
+from chefops.api.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    PagePagination,
+    ascii_positive_int,
+)
 from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
 from chefops.api.serializers import validated_body, validated_query
 from companies.models import CompanyType, User
@@ -63,9 +68,8 @@ def _first_page_size(request: Request) -> int | None:
         return None
     if limit is None:
         return DEFAULT_LIMIT
-    if limit.isdigit() and 1 <= int(limit) <= MAX_LIMIT:
-        return int(limit)
-    return None
+    size = ascii_positive_int(limit)
+    return size if size is not None and size <= MAX_LIMIT else None
 
 
 class _ContractReadView(CachedReadView):

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 MAX_GENERATION_DAYS = 366
+REPORT_DAYS = 7  # a weekly report covers its start date and the six days after it
 UPCOMING_WINDOW_DAYS = 7  # today .. today + 7: eight calendar dates
 DEVIATION_THRESHOLD = Decimal("0.10")
 
@@ -67,11 +68,11 @@ def dates_on_weekdays(
             return []
         from_date, to_date = clipped
     out: list[date] = []
-    day = from_date
-    while day <= to_date:
+    # Counted, not stepped past ``to_date``: the day after 9999-12-31 does not exist.
+    for offset in range((to_date - from_date).days + 1):
+        day = from_date + timedelta(days=offset)
         if day.isoweekday() in wanted:
             out.append(day)
-        day += timedelta(days=1)
     return out
 
 
@@ -109,9 +110,19 @@ def utc_today(now: datetime) -> date:
 # --- Notice period, confirmations and fallback ------------------------------------------------
 
 
+EARLIEST_INSTANT = datetime.min.replace(tzinfo=UTC)
+
+
 def notice_deadline(service_date: date, notice_period_hours: int) -> datetime:
-    """Service date at 00:00 UTC minus the notice period (reference §4.4)."""
-    return utc_midnight(service_date) - timedelta(hours=notice_period_hours)
+    """Service date at 00:00 UTC minus the notice period (reference §4.4).
+
+    A notice period reaching back before year 1 (up to 2^31 - 1 hours are accepted) has its
+    deadline at the first instant of the calendar: always past.
+    """
+    try:
+        return utc_midnight(service_date) - timedelta(hours=notice_period_hours)
+    except OverflowError:
+        return EARLIEST_INSTANT
 
 
 def within_notice_period(now: datetime, service_date: date, notice_period_hours: int) -> bool:
@@ -125,7 +136,10 @@ def latest_due_service_date(now: datetime, notice_period_hours: int) -> date:
     deadline(d) <= now  <=>  midnight(d) <= now + N h  <=>  d <= date(now + N h) (UTC).
     The set-based fallback query uses this form so it can compare a plain date column.
     """
-    return utc_today(now + timedelta(hours=notice_period_hours))
+    try:
+        return utc_today(now + timedelta(hours=notice_period_hours))
+    except OverflowError:  # a notice period reaching past year 9999: every date is due
+        return date.max
 
 
 def quantity_within_range(quantity: int, minimum: int, maximum: int) -> bool:

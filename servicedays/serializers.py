@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -71,19 +72,45 @@ class ConfirmServedInput(StrictSerializer):
     served_quantity = IntInput(min_value=0)
 
 
+# The latest instant whose week (start + 6 days) the calendar can still represent.
+LAST_WEEK_START = datetime.max.replace(tzinfo=UTC) - timedelta(days=rules.REPORT_DAYS - 1)
+
+
+def _week_start(value: Any) -> datetime | None:
+    """The instant a week starts at (UTC midnight for a plain date), None if not an instant
+    inside the calendar."""
+    try:
+        parsed = fields.parse_iso_instant(value)
+    except fields.OutsideCalendar:
+        return None
+    if parsed is None or isinstance(parsed, datetime):
+        return parsed
+    return rules.utc_midnight(parsed)
+
+
+def _week_fits_calendar(value: Any) -> bool:
+    """Its seventh day (start + 6 days) is still a date of the calendar; speaks only for valid
+    instants, which the other checks answer for."""
+    start = _week_start(value)
+    return start is None or start <= LAST_WEEK_START
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class WeekStartField(fields.IsoDateField):
     """Like the original, the week starts at the instant sent (UTC midnight for a plain date);
     the rows are those whose date lies between that instant's UTC date and six days later."""
 
+    def checks(self) -> list[tuple[str, Callable[[Any], bool], str]]:
+        last = LAST_WEEK_START.date().isoformat()
+        return [
+            *super().checks(),
+            ("week", _week_fits_calendar, "{name} must be on or before " + last + " (UTC)"),
+        ]
+
     def convert(self, value: Any) -> datetime:
-        day = super().convert(value)
-        if len(value) == 10:
-            return rules.utc_midnight(day)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        start = _week_start(value)
+        assert start is not None  # guaranteed by the checks
+        return start
 
 
 class WeeklyReportQuery(StrictSerializer):

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
@@ -129,9 +130,19 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     return Response(dict(INTERNAL_ERROR_BODY), status=500)
 
 
+@csrf_exempt  # like the DRF views: a POST must get this 404, not Django's HTML CSRF 403
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
     """Unknown ``/api/...`` route (any method): the original's ``Cannot <METHOD> <path>`` 404."""
     return JsonResponse(error_body(404, f"Cannot {request.method} {request.path}"), status=404)
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> Any:
+    """Django's own 400s (a Host not allowed, a request it cannot parse) in the error shape."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return JsonResponse(error_body(400, "Bad Request"), status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception or Exception())
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:

@@ -3,6 +3,10 @@
 Each field reports *every* failing constraint of a value, in the original's order, as full
 sentences naming the field as the client sent it (camelCase). No type coercion: ``"30"`` is
 not an integer, ``1`` is not a boolean, ``""`` is not "absent".
+
+What the database cannot store is refused here too, so it never reaches a query as a 500:
+text with a NUL character or an unpaired UTF-16 surrogate (PostgreSQL rejects both), integers
+outside the ``integer`` column type, and instants whose UTC date falls outside years 1-9999.
 """
 
 from __future__ import annotations
@@ -25,6 +29,14 @@ API_ERROR_CODE = "api"
 
 Check = tuple[Callable[[Any], bool], str]
 
+# PostgreSQL ``integer`` (and SQLite's range check for it): every integer column of the schema.
+DB_INT_MAX = 2_147_483_647
+DB_INT_MIN = -DB_INT_MAX - 1
+
+NUL_MESSAGE = "{name} must not contain NUL characters"
+SURROGATE_MESSAGE = "{name} must not contain unpaired UTF-16 surrogates"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def api_error(messages: Sequence[str]) -> ValidationError:
     return ValidationError([ErrorDetail(m, code=API_ERROR_CODE) for m in messages])
@@ -38,6 +50,35 @@ def is_number(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     return math.isfinite(value)
+
+
+def has_nul(value: Any) -> bool:
+    return isinstance(value, str) and "\x00" in value
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """A JSON ``\\udc00`` escape without its pair decodes to a code point no UTF-8 text (and no
+    database) can hold; a valid pair has already become one character."""
+    return isinstance(value, str) and _LONE_SURROGATE.search(value) is not None
+
+
+def text_problems(value: str) -> list[str]:
+    """The message templates (``{name}``) for what makes ``value`` unstorable as text."""
+    out = []
+    if has_nul(value):
+        out.append(NUL_MESSAGE)
+    if has_lone_surrogate(value):
+        out.append(SURROGATE_MESSAGE)
+    return out
+
+
+def printable(value: str) -> str:
+    """``value`` with NUL and lone surrogates written as JSON escapes, to quote it in a message."""
+    if not text_problems(value):
+        return value
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value).replace(
+        "\x00", "\\u0000"
+    )
 
 
 class ApiField(serializers.Field):
@@ -131,6 +172,8 @@ class StringField(ApiField):
                 ("not_empty", lambda v: v is not None and v != "", "{name} should not be empty")
             )
         out.append(("type", lambda v: isinstance(v, str), "{name} must be a string"))
+        out.append(("nul", lambda v: not has_nul(v), NUL_MESSAGE))
+        out.append(("surrogate", lambda v: not has_lone_surrogate(v), SURROGATE_MESSAGE))
         return out
 
     def convert(self, value: Any) -> Any:
@@ -160,6 +203,12 @@ class EmailField(ApiField):
 
 
 class IntegerField(ApiField):
+    """An integer; without an explicit bound, the range of the ``integer`` column applies.
+
+    The column bounds speak only for numbers, so a missing or mistyped value still gets
+    exactly the original's messages.
+    """
+
     def __init__(
         self, *, min_value: int | None = None, max_value: int | None = None, **kwargs: Any
     ) -> None:
@@ -178,10 +227,26 @@ class IntegerField(ApiField):
                     "{name} must not be greater than %d" % hi,
                 )
             )
+        else:
+            out.append(
+                (
+                    "max",
+                    lambda v: not is_number(v) or v <= DB_INT_MAX,
+                    "{name} must not be greater than %d" % DB_INT_MAX,
+                )
+            )
         if self.min_value is not None:
             lo = self.min_value
             out.append(
                 ("min", lambda v: is_number(v) and v >= lo, "{name} must not be less than %d" % lo)
+            )
+        else:
+            out.append(
+                (
+                    "min",
+                    lambda v: not is_number(v) or v >= DB_INT_MIN,
+                    "{name} must not be less than %d" % DB_INT_MIN,
+                )
             )
         out.append(("type", is_int, "{name} must be an integer number"))
         return out
@@ -256,16 +321,27 @@ class UUIDField(ApiField):
         return uuid.UUID(value)
 
 
+# ASCII digits only (``[0-9]``, not ``\d``, which would take any Unicode digit); ``\Z``, not
+# ``$``, which would also match before a trailing newline.
 _ISO_DATE_RE = re.compile(
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
-    r"(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?)?$"
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?)?\Z"
 )
 
+OUTSIDE_CALENDAR_MESSAGE = "{name} must be a date between 0001-01-01 and 9999-12-31 (UTC)"
 
-def parse_iso_date(value: Any) -> date | None:
-    """An ISO 8601 date or date-time, reduced to its UTC calendar date (None if invalid).
+
+class OutsideCalendar(ValueError):
+    """A well-formed ISO 8601 instant whose UTC date is before year 1 or after year 9999
+    (``9999-12-31T23:00:00-01:00``): Python's and the database's calendars end there."""
+
+
+def parse_iso_instant(value: Any) -> datetime | date | None:
+    """A plain date, or an aware date-time in UTC; None if not ISO 8601.
 
     A date-time without an offset is read as UTC, as the original does on a UTC server.
+    Raises OutsideCalendar when the instant exists only outside the calendar.
     """
     if not isinstance(value, str) or not _ISO_DATE_RE.match(value):
         return None
@@ -277,7 +353,28 @@ def parse_iso_date(value: Any) -> date | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).date()
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise OutsideCalendar(value) from exc
+
+
+def parse_iso_date(value: Any) -> date | None:
+    """An ISO 8601 date or date-time, reduced to its UTC calendar date (None if invalid or
+    outside the calendar)."""
+    try:
+        parsed = parse_iso_instant(value)
+    except OutsideCalendar:
+        return None
+    return parsed.date() if isinstance(parsed, datetime) else parsed
+
+
+def is_outside_calendar(value: Any) -> bool:
+    try:
+        parse_iso_instant(value)
+    except OutsideCalendar:
+        return True
+    return False
 
 
 class IsoDateField(ApiField):
@@ -287,9 +384,10 @@ class IsoDateField(ApiField):
         return [
             (
                 "date",
-                lambda v: parse_iso_date(v) is not None,
+                lambda v: parse_iso_date(v) is not None or is_outside_calendar(v),
                 "{name} must be a valid ISO 8601 date string",
-            )
+            ),
+            ("calendar", lambda v: not is_outside_calendar(v), OUTSIDE_CALENDAR_MESSAGE),
         ]
 
     def convert(self, value: Any) -> date:

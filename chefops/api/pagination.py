@@ -1,11 +1,15 @@
 """List paging (SPEC §2.13): ``page`` (from 1) and ``limit`` (default 100, max 500).
 
 The body stays a JSON array; ``X-Total-Count`` and an RFC 8288 ``Link`` header carry the rest.
+Both parameters are ASCII digits and nothing else: Python's ``int()`` would also take a
+full-width or Arabic-Indic digit, ``1_0``, `` 1`` and ``+1``, which no client means as a page
+number.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,28 +20,57 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from chefops.api.errors import BadRequest
+from chefops.api.fields import DB_INT_MAX
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+# Like every integer input: the page number fits the ``integer`` type, so the offset
+# (page - 1) x limit stays far inside PostgreSQL's bigint OFFSET and SQLite's int64.
+MAX_PAGE = DB_INT_MAX
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_TOO_LONG = len(str(DB_INT_MAX)) + 1
 
 
-def _positive_int(request: Request, name: str, default: int, maximum: int | None) -> int:
+def ascii_positive_int(raw: str) -> int | None:
+    """``raw`` as an integer if it is ASCII digits only and at least 1, else None.
+
+    A value longer than any int4 (leading zeros aside) comes back as ``DB_INT_MAX + 1``
+    without converting thousands of digits (``int()`` refuses more than 4300 anyway).
+    """
+    if not _ASCII_DIGITS.fullmatch(raw):
+        return None
+    digits = raw.lstrip("0")
+    if not digits:
+        return None
+    if len(digits) >= _TOO_LONG:
+        return DB_INT_MAX + 1
+    return int(digits)
+
+
+def query_positive_int(request: Request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    value = ascii_positive_int(raw)
+    if value is None:
         raise BadRequest([f"{name} must be a positive integer"])
-    value = int(raw)
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise BadRequest([f"{name} must not be greater than {maximum}"])
     return value
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    return (
+        query_positive_int(request, "page", 1, MAX_PAGE),
+        query_positive_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT),
+    )
 
 
 class PagePagination(BasePagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.request = request
-        self.page = _positive_int(request, "page", 1, None)
-        self.limit = _positive_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        self.page, self.limit = _paging(request)
         self.total = queryset.count() if isinstance(queryset, QuerySet) else len(queryset)
         start = (self.page - 1) * self.limit
         return list(queryset[start : start + self.limit])
@@ -52,8 +85,7 @@ class PagePagination(BasePagination):
         ``fetch`` made (its type is kept), cut to the page.
         """
         self.request = request
-        self.page = _positive_int(request, "page", 1, None)
-        self.limit = _positive_int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+        self.page, self.limit = _paging(request)
         offset = (self.page - 1) * self.limit
         rows = fetch(offset, self.limit + 1)
         if len(rows) <= self.limit and (rows or offset == 0):
@@ -96,14 +128,16 @@ class PagePagination(BasePagination):
                 "name": "page",
                 "required": False,
                 "in": "query",
-                "description": "Page number, from 1.",
-                "schema": {"type": "integer", "minimum": 1},
+                "description": "Page number, from 1 (ASCII digits).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
             },
             {
                 "name": "limit",
                 "required": False,
                 "in": "query",
-                "description": f"Items per page (default {DEFAULT_LIMIT}, max {MAX_LIMIT}).",
+                "description": (
+                    f"Items per page (default {DEFAULT_LIMIT}, max {MAX_LIMIT}; ASCII digits)."
+                ),
                 "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
             },
         ]

@@ -164,6 +164,24 @@ def test_latest_due_service_date_matches_the_deadline_rule() -> None:
             assert rules.notice_deadline(due + timedelta(days=1), hours) > now
 
 
+def test_the_calendar_ends_are_not_stepped_over() -> None:
+    """Years 1 and 9999 bound Python's calendar: rules at its edges answer, never overflow."""
+    last = date(9999, 12, 31)
+    assert rules.dates_on_weekdays(date(9999, 12, 25), last, range(1, 8))[-2:] == [
+        date(9999, 12, 30),
+        last,
+    ]
+    assert rules.dates_on_weekdays(last, last, [5], start_date=last, end_date=last) == [last]
+    assert rules.dates_on_weekdays(date(1, 1, 1), date(1, 1, 1), [1]) == [date(1, 1, 1)]
+    # A notice period reaching before year 1: the deadline is the first instant, always past.
+    assert rules.notice_deadline(date(2026, 1, 25), 2**31 - 1) == rules.EARLIEST_INSTANT
+    assert not rules.within_notice_period(
+        datetime(2026, 1, 1, tzinfo=UTC), date(2026, 1, 25), 2**31 - 1
+    )
+    assert rules.latest_due_service_date(datetime(2026, 1, 1, tzinfo=UTC), 2**31 - 1) == date.max
+    assert rules.notice_deadline(last, 24) == datetime(9999, 12, 30, tzinfo=UTC)
+
+
 def test_quantity_range_is_inclusive() -> None:
     assert rules.quantity_within_range(10, 10, 50)
     assert rules.quantity_within_range(50, 10, 50)
