@@ -98,6 +98,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the first to see a view's exception (a database outage → 503, not 500).
+    "chefops.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "chefops.urls"
