@@ -172,12 +172,21 @@ def _session_start(*, user: User, remember_me: bool) -> IssuedTokens:
 
 
 def auth_login(*, email: str, password: str, remember_me: bool = False) -> IssuedTokens:
-    """E-mail + password → tokens. The password is checked before any status, so only the
-    right password reveals that a company or user is inactive; an unknown e-mail costs a hash
-    too, so timing does not tell which e-mails exist. Older hashes are upgraded here."""
+    """E-mail + password → tokens.
+
+    Every refusal costs one password verification, so timing tells nothing: an unknown e-mail
+    (or an invited user without a password) verifies against a dummy hash, a deactivated user
+    against its own hash, like a wrong password. A deactivated user gets exactly the wrong
+    password's answer, right password or not: anything else would confirm the password. An
+    inactive company is named only after the right password (as the original does). Older
+    hashes are upgraded here.
+    """
     user = User.objects.select_related("company").filter(email=email.strip().lower()).first()
     if user is None or not user.has_usable_password():
         _burn_password_hash(password)
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if not user.is_active:
+        check_password(password, user.password)  # the work of a wrong password; no upgrade
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.check_password(password):
         raise Unauthorized(INVALID_CREDENTIALS)
@@ -185,8 +194,6 @@ def auth_login(*, email: str, password: str, remember_me: bool = False) -> Issue
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.company.is_active:
         raise Unauthorized("Company account is inactive")
-    if not user.is_active:
-        raise Unauthorized("User account is inactive")
     return _session_start(user=user, remember_me=remember_me)
 
 

@@ -137,8 +137,31 @@ def test_inactive_or_deleted_company_and_inactive_user(cast: Any) -> None:
     user = cast.catering.employee
     user.is_active = False
     user.save()
-    assert error(login(user.email)) == (401, "User account is inactive")
-    assert error(login(user.email, "wrong-pass")) == (401, "Invalid credentials")
+    # Exactly the wrong password's answer: the right password is not confirmed.
+    right, wrong = login(user.email), login(user.email, "wrong-pass")
+    assert (right.status_code, right.json()) == (wrong.status_code, wrong.json())
+    assert error(right) == (401, "Invalid credentials")
+
+
+def test_wrong_password_inactive_user_and_unknown_email_cost_one_verification_each(
+    cast: Any, settings: Any
+) -> None:
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher"]
+    active = UserFactory.create(company=cast.client.company, email="active@example.com")
+    inactive = UserFactory.create(
+        company=cast.client.company, email="gone@example.com", is_active=False
+    )
+    for email, password in (
+        (active.email, "wrong-password"),
+        (inactive.email, TEST_PASSWORD),  # the right one
+        (inactive.email, "wrong-password"),
+        ("nobody@example.com", TEST_PASSWORD),
+    ):
+        CountingHasher.verifications.clear()
+        assert error(login(email, password)) == (401, "Invalid credentials")
+        assert len(CountingHasher.verifications) == 1, email
+    # the same hasher and parameters in each case: the user's own hash, or the dummy one
+    assert CountingHasher.verifications[0].startswith("argon2$argon2id$")
 
 
 def test_platform_staff_cannot_log_in_to_the_api(db: None) -> None:
