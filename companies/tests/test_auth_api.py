@@ -477,31 +477,110 @@ def reset_link_token() -> str:
     return token
 
 
-def test_forgot_password_answers_the_same_for_unknown_and_known_emails(cast: Any) -> None:
-    res = forgot("nobody@example.com")
-    assert (res.status_code, res.json()) == (200, {"message": FORGOT_MESSAGE})
-    assert not OutboxEvent.objects.exists()
+def sql_of(request: Any) -> tuple[Any, list[str]]:
+    """The response of ``request()`` and the statements it ran, as templates (no values;
+    savepoints, numbered per connection, under one name)."""
+    import re
+
+    from django.db import connection
+
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(re.sub(r'"s\d+_x\d+"', '"savepoint"', sql))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        res = request()
+    return res, statements
+
+
+def test_forgot_password_runs_the_same_statements_for_unknown_and_known_emails(
+    cast: Any,
+) -> None:
+    forgot("warm-up@example.com")  # one-time lookups of a process stay out of the comparison
+    known_res, known = sql_of(lambda: forgot("TechCorp.Manager@example.com"))
+    unknown_res, unknown = sql_of(lambda: forgot("nobody@example.com"))
+    inactive = cast.client.employee
+    User.objects.filter(pk=inactive.pk).update(is_active=False)
+    inactive_res, inactive_sql = sql_of(lambda: forgot(inactive.email))
+    for res in (known_res, unknown_res, inactive_res):
+        assert (res.status_code, res.json()) == (200, {"message": FORGOT_MESSAGE})
+    assert known == unknown == inactive_sql  # same count, same statements, same order
+    assert any(sql.startswith('INSERT INTO "outbox_outboxevent"') for sql in known)
+    assert not any("companies_user" in sql for sql in known)  # nobody is looked up here
     assert not OneTimeToken.objects.exists()
-    res = forgot("TechCorp.Manager@example.com")
-    assert (res.status_code, res.json()) == (200, {"message": FORGOT_MESSAGE})
-    token = OneTimeToken.objects.get()
+    events = OutboxEvent.objects.filter(event_type="auth.password_reset_requested")
+    assert [e.payload for e in events.order_by("created_at")] == [
+        {"email": "warm-up@example.com"},
+        {"email": "techcorp.manager@example.com"},
+        {"email": "nobody@example.com"},
+        {"email": inactive.email},
+    ]
+    assert {e.aggregate_type for e in events} == {"password_reset"}
+
+
+def test_the_reset_handler_mails_a_token_to_a_known_active_address_only(cast: Any) -> None:
+    for email in ("nobody@example.com", "TechCorp.Manager@example.com"):
+        forgot(email)
+    User.objects.filter(pk=cast.client.employee.pk).update(is_active=False)
+    forgot(cast.client.employee.email)
+    run_outbox_handlers()
+    token = OneTimeToken.objects.get()  # one token, one mail: the known, active address
     assert token.purpose == OneTimeTokenPurpose.PASSWORD_RESET
     assert token.user == cast.client.manager
     assert token.expires_at - token.created_at == timedelta(minutes=15)
-    event = OutboxEvent.objects.get()
-    assert event.event_type == "auth.password_reset_requested"
-    assert event.aggregate_id == str(cast.client.manager.id)
-    # The event names the token row; no usable secret travels through the outbox.
-    assert set(event.payload) == {"userId", "email", "tokenId", "expiresAt"}
-    assert event.payload["tokenId"] == str(token.id)
-    assert ISO_MS.match(event.payload["expiresAt"])
+    assert [m.to for m in mail.outbox] == [["techcorp.manager@example.com"]]
+    # Neither the event nor the token row holds a usable secret; the link does.
+    event = OutboxEvent.objects.get(payload__email="techcorp.manager@example.com")
     assert not any(HEX64.match(str(v)) for v in event.payload.values())
+    assert token.token_hash not in mail.outbox[0].body
+    assert reset(reset_link_token()).status_code == 200
 
 
-def test_forgot_password_for_an_inactive_user_sends_nothing(cast: Any) -> None:
-    User.objects.filter(pk=cast.client.employee.pk).update(is_active=False)
-    assert forgot(cast.client.employee.email).status_code == 200
-    assert not OutboxEvent.objects.exists()
+def test_a_redelivered_reset_request_reuses_its_token_and_sends_nothing_once_used(
+    cast: Any,
+) -> None:
+    forgot("startup@example.com")
+    run_outbox_handlers()
+    run_outbox_handlers()  # a retry after the first mail (e.g. the ledger write failed)
+    token = OneTimeToken.objects.get()
+    first, second = mail.outbox
+    assert first.body == second.body  # the same link, not a second token
+    assert reset(reset_link_token()).status_code == 200
+    mail.outbox.clear()
+    run_outbox_handlers()
+    assert mail.outbox == []
+    assert list(OneTimeToken.objects.values_list("pk", flat=True)) == [token.pk]
+
+
+def test_reset_requests_recorded_by_the_previous_release_are_still_mailed(cast: Any) -> None:
+    """Events written before the lookup moved to the handler name their token row."""
+    from django.db import transaction
+
+    from companies.services import _one_time_token_create
+    from outbox.services import outbox_event_emit
+
+    user = cast.other_client.manager
+    with transaction.atomic():
+        live = _one_time_token_create(
+            user=user, purpose=OneTimeTokenPurpose.PASSWORD_RESET, lifetime=timedelta(minutes=15)
+        )
+        spent = _one_time_token_create(
+            user=user, purpose=OneTimeTokenPurpose.PASSWORD_RESET, lifetime=timedelta(minutes=15)
+        )
+        for token in (live, spent):
+            outbox_event_emit(
+                event_type="auth.password_reset_requested",
+                aggregate_type="user",
+                aggregate_id=user.pk,
+                payload={"userId": str(user.pk), "email": user.email, "tokenId": str(token.pk)},
+            )
+    OneTimeToken.objects.filter(pk=spent.pk).update(used_at=timezone.now())
+    run_outbox_handlers()
+    assert len(mail.outbox) == 1
+    assert reset(reset_link_token()).status_code == 200
+    assert set(OneTimeToken.objects.values_list("pk", flat=True)) == {live.pk, spent.pk}
 
 
 def test_forgot_password_validation(db: None) -> None:
@@ -568,13 +647,6 @@ def test_a_reset_drops_the_users_other_pending_tokens(cast: Any) -> None:
     assert first != second
     assert reset(second).status_code == 200
     assert error(reset(first, "yet-another-secret-3")) == (400, "Invalid or expired reset token")
-
-
-def test_mail_handler_skips_a_token_already_spent(cast: Any) -> None:
-    forgot("startup@example.com")
-    OneTimeToken.objects.update(used_at=timezone.now())
-    run_outbox_handlers()
-    assert mail.outbox == []
 
 
 # --- session status --------------------------------------------------------------------------
