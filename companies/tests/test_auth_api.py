@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -363,8 +364,10 @@ def test_logout_revokes_only_the_callers_own_token(cast: Any) -> None:
     assert res.status_code == 200
     assert error(refresh(mine["refreshToken"])) == (401, "Invalid or expired refresh token")
     assert not AuthSession.objects.filter(user__email="delicias.manager@example.com").exists()
-    res = post(client, "/api/auth/logout", {"refreshToken": "unknown"})
-    assert res.status_code == 200
+    # The access token died with its session; an unknown refresh token is still a 200.
+    assert post(client, "/api/auth/logout", {"refreshToken": "unknown"}).status_code == 401
+    again = bearer(login("delicias.manager@example.com").json()["accessToken"])
+    assert post(again, "/api/auth/logout", {"refreshToken": "unknown"}).status_code == 200
 
 
 def test_logout_needs_a_bearer_token_and_a_body(cast: Any) -> None:
@@ -443,8 +446,9 @@ def test_change_password_revokes_every_session(cast: Any) -> None:
     for session in (one, two):
         assert error(refresh(session["refreshToken"])) == (401, "Invalid or expired refresh token")
     assert not AuthSession.objects.filter(user__email=email).exists()
-    # The current access token lives on until it expires (as in the original).
-    assert bearer(one["accessToken"]).get("/api/users").status_code == 200
+    # Every access token died with its session, the caller's own included (SPEC §2.3).
+    for session in (one, two):
+        assert bearer(session["accessToken"]).get("/api/users").status_code == 401
     assert error(login(email)) == (401, "Invalid credentials")
     assert login(email, NEW_PASSWORD).status_code == 200
 
@@ -697,9 +701,11 @@ def test_session_status_needs_a_token(db: None) -> None:
     assert (res.status_code, res.json()) == (401, {"message": "Unauthorized", "statusCode": 401})
 
 
-def test_cast_tokens_carry_no_session_but_work(cast: Any) -> None:
-    token = access_token_for(cast.client.employee)
-    assert "sid" not in jwt.decode(token, settings.JWT_SECRET, algorithms=[ALGORITHM])
+def test_cast_tokens_carry_a_live_session(cast: Any) -> None:
+    client = cast.api(cast.client.employee)
+    token = client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    claims = jwt.decode(token, settings.JWT_SECRET, algorithms=[ALGORITHM])
+    assert AuthSession.objects.filter(pk=claims["sid"], user=cast.client.employee).exists()
     assert UUID_RE.match(bearer(token).get("/api/users").json()[0]["id"])
 
 
@@ -752,7 +758,7 @@ def test_signatures_are_verified_once_per_process_but_expiry_and_secret_always(
     from companies.authentication import _verified_claims, decode_access_token
 
     user = cast.client.employee
-    token = access_token_for(user)
+    token = access_token_for(user, session_id=uuid.uuid4())
     before = _verified_claims.cache_info()
     assert decode_access_token(token)["sub"] == str(user.id)
     assert decode_access_token(token)["sub"] == str(user.id)
