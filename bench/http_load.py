@@ -167,7 +167,7 @@ def prepare(env: dict[str, str]) -> dict[str, Any]:
     """Tokens, ids and the generation timing, computed in this process through Django."""
     from django.db import connection
 
-    from companies.authentication import access_token_for
+    from chefops.testing.cast import session_access_token
     from companies.models import User
     from contracts.models import Contract
     from servicedays import jobs, rules
@@ -216,8 +216,8 @@ def prepare(env: dict[str, str]) -> dict[str, Any]:
     connection.close()
     monday = rules.monday_of_week(today)
     return {
-        "client_token": access_token_for(client_user),
-        "caterer_token": access_token_for(caterer_user),
+        "client_token": session_access_token(client_user),
+        "caterer_token": session_access_token(caterer_user),
         "client_contracts": client_contracts,
         "writable_days": writable,
         "caterer_contracts": Contract.objects.filter(catering_company=caterer_user.company).count(),

@@ -155,3 +155,23 @@ class ApiRequestGuardMiddleware:
             if problems:
                 return _error(400, problems)
         return None
+
+
+class DatabaseUnavailableMiddleware:
+    """A view outside DRF (the admin, plain Django views) that cannot reach the database
+    answers 503 with ``Retry-After`` instead of 500; DRF views get the same from the API's
+    exception handler, and exceptions raised in middleware from ``handler500``
+    (``chefops/api/errors.py``). Listed last so it sees the view's exception first."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from chefops.api.errors import database_unavailable, database_unavailable_response
+
+        if database_unavailable(exception):
+            return database_unavailable_response(request, exception)
+        return None

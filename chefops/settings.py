@@ -106,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: the first to see a view's exception (a database outage → 503, not 500).
+    "chefops.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "chefops.urls"
@@ -204,14 +206,26 @@ if not REDIS_URL:
 _STATE_ROOT = TEST_STATE_DIR or BASE_DIR
 RUN_DIR = Path(env.str("RUN_DIR", default=str(_STATE_ROOT / ".run")))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
+# A publish (the after-commit nudge of the outbox, beat's schedule) fails within seconds when
+# Redis is down or silent, instead of kombu's retry loop or a socket that waits forever: one
+# connection attempt, connect within 2 s, any reply within 3 s (above the worker's 1 s BRPOP).
+# The worker's own reconnect loop (broker_connection_retry*) is not affected.
+REDIS_BROKER_FAIL_FAST_OPTIONS: dict[str, Any] = {
+    "max_retries": 0,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 3,
+}
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = dict(REDIS_BROKER_FAIL_FAST_OPTIONS)
     if TEST_RUN_ID:
         # Every key of the broker (queues, bindings, unacked) and of the results, prefixed:
         # a worker started by this run never takes another run's tasks.
-        CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"chefops-test-{TEST_RUN_ID}:"}
-        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"chefops-test-{TEST_RUN_ID}:"
+        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+            "global_keyprefix": f"chefops-test-{TEST_RUN_ID}:"
+        }
 else:
     # Single-machine mode: the filesystem transport (kombu) needs no service, and the worker
     # started by `make run` also runs beat (-B), so tasks and periodic jobs still execute.

@@ -1,9 +1,12 @@
 """Bearer JWT authentication (HS256, PyJWT). The subject is a user; user and company must be
-active on every request, so deactivation takes effect at once.
+active on every request, so deactivation takes effect at once. Every access token names its
+login session (``sid``), and dies with it at its next request: logout, refresh-token reuse,
+a password change or reset, a deactivated user (their sessions are deleted). A token without
+a session is refused.
 
 Cost per request: a token's signature is verified once per process (then only its expiry);
-the user and its company come from the principal cache (one cache round trip, see
-``companies/principals.py``) or one indexed query.
+the user, its company and whether the session lives come from the principal cache (one
+cache round trip, see ``companies/principals.py``) or one indexed query.
 Session activity is written at most once per clock minute per user: the first request of a
 minute wins the cache ``add`` and issues a single UPDATE; the rest only touch the cache.
 """
@@ -33,7 +36,7 @@ ACTIVITY_INTERVAL_SECONDS = 60
 logger = logging.getLogger(__name__)
 
 
-def access_token_for(user: User, *, session_id: uuid.UUID | None = None) -> str:
+def access_token_for(user: User, *, session_id: uuid.UUID) -> str:
     now = timezone.now()
     company = user.company
     payload: dict[str, Any] = {
@@ -45,9 +48,8 @@ def access_token_for(user: User, *, session_id: uuid.UUID | None = None) -> str:
         "iat": int(now.timestamp()),
         "exp": int((now + settings.ACCESS_TOKEN_LIFETIME).timestamp()),
         "typ": "access",
+        "sid": str(session_id),
     }
-    if session_id:
-        payload["sid"] = str(session_id)
     return jwt.encode(payload, settings.JWT_SECRET, algorithm=ALGORITHM)
 
 
@@ -92,11 +94,13 @@ class JWTAuthentication(BaseAuthentication):
             if claims.get("typ") != "access":
                 raise AuthenticationFailed()
             user_id = uuid.UUID(str(claims["sub"]))
+            session_id = uuid.UUID(str(claims["sid"]))
         except (jwt.PyJWTError, ValueError, UnicodeDecodeError, KeyError) as exc:
             raise AuthenticationFailed() from exc
         user = principals.principal(
             user_id,
             claims.get("companyId"),
+            session_id=session_id,
             prefetch=getattr(request, "read_cache_prefetch", None),
         )
         if user is None or not user.is_active:

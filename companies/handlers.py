@@ -1,9 +1,11 @@
 """Outbox handlers of the accounts app: the password-reset and invitation e-mails.
 
-Both are ``external`` (they talk to SMTP). They re-derive the link from the token row named
-in the event (see companies/services.py, "Token storage"), so the event never carries a usable
-secret. A token that is gone, used or expired by the time the event is handled means there
-is nothing worth sending: the handler returns quietly and the event counts as processed.
+Both are ``external`` (they talk to SMTP). They re-derive the link from the token row (see
+companies/services.py, "Token storage"), so the event never carries a usable secret: the
+invitation names its row, and a password-reset request carries only the address, the handler
+issuing the row itself. A token that is gone, used or expired by the time the event is handled
+means there is nothing worth sending: the handler returns quietly and the event counts as
+processed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from companies.models import OneTimeToken, User
-from companies.services import one_time_token_value
+from companies.services import auth_password_reset_token_issue, one_time_token_value
 from outbox.email import send_templated_email
 from outbox.registry import outbox_handler
 
@@ -60,7 +62,19 @@ def _live_token(event: OutboxEvent) -> OneTimeToken | None:
 
 @outbox_handler("auth.password_reset_requested", name=PASSWORD_RESET_HANDLER, external=True)
 def password_reset_email(event: OutboxEvent) -> None:
-    token = _live_token(event)
+    """The request carries only the address (see ``auth_forgot_password``): the token is
+    issued here, for an active user only. Events written before that change name their
+    token row instead (``tokenId``) and are still honoured."""
+    if "tokenId" in event.payload:
+        token = _live_token(event)
+    else:
+        token = auth_password_reset_token_issue(
+            request_id=event.id, email=str(event.payload.get("email") or "")
+        )
+        if token is None:
+            logger.info(
+                "%s: event %s: no active account or token; nothing sent", event.event_type, event.id
+            )
     if token is None:
         return
     user = token.user

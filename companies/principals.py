@@ -19,6 +19,24 @@ A change is therefore seen by the next request, exactly as without the cache: de
 user or a company, a role change or a password reset take effect at once. Rule for new code:
 a queryset ``update()`` or raw write to users or companies must call ``invalidate_user`` /
 ``invalidate_company``. A cache outage falls back to the query.
+
+Sessions. Every access token names its login session (``sid``); the request is refused once
+that session is gone (logout, refresh-token reuse, password change or reset, deactivation of
+the user, deletion in the admin or by the purge). Without the cache the principal statement
+answers it too (an ``EXISTS`` on the session's primary key: still one query). With the cache
+the same ``MGET`` reads ``auth:s:<sid>``:
+
+* ``ended`` — written after the deleting transaction commits (a ``post_delete`` receiver, so
+  every way of deleting a session counts), for as long as an access token lives: refused
+  without touching the database;
+* ``live`` — stored (``add``, never overwriting ``ended``) after the database confirmed the
+  session, for ``AUTH_CACHE_SECONDS``: served without touching the database;
+* missing (first request of a session, expired, evicted) — checked in the database.
+
+A session ended while a request was checking it is still refused from the next request on:
+``add`` cannot replace the ``ended`` written after the commit, and ``ended`` replaces a ``live``
+stored before it. If writing ``ended`` fails (cache outage), a ``live`` marker already cached
+may serve the session's access tokens until it expires (``AUTH_CACHE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -29,13 +47,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models.expressions import Col
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from chefops import readcache
-from companies.models import Company, User
+from companies.models import AuthSession, Company, User
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +71,14 @@ class _PrincipalStatement:
     """
 
     def __init__(self) -> None:
-        self._built: dict[str, tuple[str, list[tuple[int, Col, list[Any]]]]] = {}
+        self._built: dict[tuple[str, bool], tuple[str, list[tuple[int, Col, list[Any]]]]] = {}
         self._user_fields = [f.attname for f in User._meta.concrete_fields]
         self._company_fields = [f.attname for f in Company._meta.concrete_fields]
         # What the cache keeps: never the password hash (a principal from the cache loads it
         # from the database if it is ever read, e.g. to check the current password).
         self._cached_user_fields = [name for name in self._user_fields if name != "password"]
 
-    def _build(self) -> tuple[str, list[tuple[int, Col, list[Any]]]]:
+    def _build(self, with_session: bool) -> tuple[str, list[tuple[int, Col, list[Any]]]]:
         qn = connection.ops.quote_name
         fields: list[tuple[str, Any]] = [("u", f) for f in User._meta.concrete_fields] + [
             ("c", f) for f in Company._meta.concrete_fields
@@ -74,6 +92,15 @@ class _PrincipalStatement:
         select = ", ".join(f"{alias}.{qn(field.column)}" for alias, field in fields)
         user_meta: Any = User._meta
         company_meta: Any = Company._meta
+        if with_session:
+            # Whether the token's session is still alive: its primary key, so one index probe.
+            session_meta: Any = AuthSession._meta
+            select += (
+                f", EXISTS (SELECT 1 FROM {qn(session_meta.db_table)} s "  # noqa: S608
+                f"WHERE s.{qn(session_meta.pk.column)} = %s "
+                f"AND s.{qn(session_meta.get_field('user').column)} = "
+                f"u.{qn(user_meta.pk.column)})"
+            )
         sql = (
             f"SELECT {select} FROM {qn(user_meta.db_table)} u "  # noqa: S608 - model metadata
             f"JOIN {qn(company_meta.db_table)} c "
@@ -82,19 +109,28 @@ class _PrincipalStatement:
         )
         return sql, converters
 
-    def load(self, user_id: uuid.UUID) -> User | None:
-        built = self._built.get(connection.vendor)
+    def load(self, user_id: uuid.UUID, session_id: uuid.UUID | None = None) -> User | None:
+        """The user and company; with ``session_id``, None also when that session of the user
+        is gone."""
+        with_session = session_id is not None
+        key = (connection.vendor, with_session)
+        built = self._built.get(key)
         if built is None:
-            built = self._built[connection.vendor] = self._build()
+            built = self._built[key] = self._build(with_session)
         sql, converters = built
         user_meta: Any = User._meta
-        param = user_meta.pk.get_db_prep_value(user_id, connection)
+        params = [user_meta.pk.get_db_prep_value(user_id, connection)]
+        if with_session:
+            session_meta: Any = AuthSession._meta
+            params.insert(0, session_meta.pk.get_db_prep_value(session_id, connection))
         with connection.cursor() as cursor:
-            cursor.execute(sql, [param])
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
         values = list(row)
+        if with_session and not values.pop():
+            return None
         for index, col, funcs in converters:
             for func in funcs:
                 values[index] = func(values[index], col, connection)
@@ -125,9 +161,10 @@ class _PrincipalStatement:
 _principal = _PrincipalStatement()
 
 
-def load_principal(user_id: uuid.UUID) -> User | None:
-    """The user with its company loaded, or None (unknown user, or one without a company)."""
-    return _principal.load(user_id)
+def load_principal(user_id: uuid.UUID, session_id: uuid.UUID | None = None) -> User | None:
+    """The user with its company loaded, or None (unknown user, or one without a company; with
+    ``session_id``, also when that login session of the user has ended)."""
+    return _principal.load(user_id, session_id)
 
 
 def enabled() -> bool:
@@ -142,42 +179,76 @@ def _company_scope(company_id: Any) -> str:
     return f"auth:v:c:{company_id}"
 
 
+def _session_key(session_id: Any) -> str:
+    return f"auth:s:{session_id}"
+
+
+SESSION_LIVE = "live"
+SESSION_ENDED = "ended"
+
+
 def principal(
-    user_id: uuid.UUID, company_claim: Any, *, prefetch: readcache.Prefetch | None = None
+    user_id: uuid.UUID,
+    company_claim: Any,
+    *,
+    session_id: uuid.UUID | None = None,
+    prefetch: readcache.Prefetch | None = None,
 ) -> User | None:
-    """``load_principal(user_id)``, from the cache while neither the user nor the company
-    named by the token's ``companyId`` claim changed. A user whose company differs from the
-    claim (moved since the token was issued) is always read from the database. The keys of
-    ``prefetch`` (a cached read's lookup) are fetched in the same round trip."""
+    """``load_principal(user_id, session_id)``, from the cache while neither the user nor the
+    company named by the token's ``companyId`` claim changed and the session is known alive.
+    A user whose company differs from the claim (moved since the token was issued) is always
+    read from the database. The keys of ``prefetch`` (a cached read's lookup) are fetched in
+    the same round trip."""
     if not enabled():
-        return load_principal(user_id)
+        return load_principal(user_id, session_id)
     try:
         company_id = uuid.UUID(str(company_claim))
     except ValueError:
-        return load_principal(user_id)
+        return load_principal(user_id, session_id)
     token_keys = (ALL, _user_scope(user_id), _company_scope(company_id))
     entry_key = f"auth:p:{readcache.release()}:{user_id}"  # column lists change with releases
+    session_key = _session_key(session_id) if session_id is not None else None
     try:
         extra = prefetch.keys(company_id) if prefetch is not None else []
-        found = cache.get_many([*token_keys, entry_key, *extra])
+        own = [*token_keys, entry_key] + ([session_key] if session_key else [])
+        found = cache.get_many([*own, *extra])
         if prefetch is not None:
             prefetch.found = found
         tokens = readcache.current_tokens(token_keys, found)
     except Exception:
         logger.warning("principal cache unavailable: querying", exc_info=True)
-        return load_principal(user_id)
+        return load_principal(user_id, session_id)
+    session = found.get(session_key) if session_key else SESSION_LIVE
+    if session == SESSION_ENDED:
+        return None
+    session_checked = session == SESSION_LIVE
     entry = found.get(entry_key)
     if entry is not None and entry[0] == tokens:
-        return _principal.instantiate(*entry[1])
-    user = load_principal(user_id)
-    if user is not None and user.company_id == company_id:
+        user: User | None = _principal.instantiate(*entry[1])
+        unchecked = None if session_checked else session_id
+        if unchecked is not None and not _session_alive(user_id, unchecked):
+            return None
+    else:
+        user = load_principal(user_id, session_id)  # checks the session in the same query
+        if user is not None and user.company_id == company_id:
+            try:
+                cache.set(
+                    entry_key,
+                    (tokens, _principal.values(user)),
+                    timeout=settings.AUTH_CACHE_SECONDS,
+                )
+            except Exception:
+                logger.warning("principal cache unavailable: entry not stored", exc_info=True)
+    if user is not None and not session_checked and session_key:
         try:
-            cache.set(
-                entry_key, (tokens, _principal.values(user)), timeout=settings.AUTH_CACHE_SECONDS
-            )
+            cache.add(session_key, SESSION_LIVE, timeout=settings.AUTH_CACHE_SECONDS)
         except Exception:
-            logger.warning("principal cache unavailable: entry not stored", exc_info=True)
+            logger.warning("principal cache unavailable: session not stored", exc_info=True)
     return user
+
+
+def _session_alive(user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    return AuthSession.objects.filter(pk=session_id, user_id=user_id).exists()
 
 
 def invalidate_user(user_id: Any) -> None:
@@ -206,3 +277,49 @@ def _user_changed(sender: Any, instance: User, **kwargs: Any) -> None:
 @receiver([post_save, post_delete], sender=Company)
 def _company_changed(sender: Any, instance: Company, **kwargs: Any) -> None:
     invalidate_company(instance.pk)
+
+
+class _EndedSessions:
+    """The sessions deleted in one transaction (or savepoint), marked ``ended`` in the cache
+    after it commits, in one write."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        self.ids: list[Any] = []
+
+    def write(self) -> None:
+        # Longer than any access token of these sessions can still be presented.
+        timeout = int(settings.ACCESS_TOKEN_LIFETIME.total_seconds()) + 60
+        try:
+            cache.set_many({_session_key(pk): SESSION_ENDED for pk in self.ids}, timeout=timeout)
+        except Exception:
+            logger.error(
+                "principal cache: %d ended sessions not recorded; cached ones expire after "
+                "AUTH_CACHE_SECONDS",
+                len(self.ids),
+                exc_info=True,
+            )
+
+
+def end_sessions(session_ids: Any) -> None:
+    """After the current transaction commits: these sessions' access tokens are refused at
+    their next request, without a database query (see "Sessions" above)."""
+    if not enabled():
+        return
+    conn = transaction.get_connection()
+    savepoints = set(conn.savepoint_ids)
+    for sids, func, _robust in conn.run_on_commit:
+        pending = getattr(func, "__self__", None)
+        # only one registered at this very savepoint level: a rollback there drops both
+        if isinstance(pending, _EndedSessions) and sids == savepoints:
+            pending.ids.extend(session_ids)
+            return
+    batch = _EndedSessions()
+    batch.ids.extend(session_ids)
+    transaction.on_commit(batch.write, robust=True)
+
+
+@receiver(post_delete, sender=AuthSession)
+def _session_deleted(sender: Any, instance: AuthSession, **kwargs: Any) -> None:
+    end_sessions([instance.pk])

@@ -12,10 +12,13 @@ Token storage
   token presented again deletes the whole family (reuse detection). Revocation deletes rows.
 * One-time tokens (password reset 15 min, invitation 72 h): only the SHA-256 is stored. The
   raw value is *derived*, ``HMAC-SHA256(SECRET_KEY, "<row id>:<random nonce>")``, instead of
-  being carried in the outbox event: the event names the token row, and the e-mail handler
-  re-derives the link from it. So neither the outbox table (kept 30 days, archived after) nor
-  the token table alone is enough to use a link; a reader needs the database *and* the secret
-  key. A handler that runs after the token was used, replaced or expired sends nothing.
+  being carried in the outbox event: an invitation event names the token row, a reset request
+  carries only the e-mail address and its handler issues the row, and the e-mail handler
+  re-derives the link from the row. So neither the outbox table (kept 30 days, archived after)
+  nor the token table alone is enough to use a link; a reader needs the database *and* the
+  secret key. A handler that runs after the token was used, replaced or expired sends nothing.
+* Sessions: every access token names its session (``sid``) and is refused at the next request
+  once the session is gone (see ``companies/authentication.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,9 +92,12 @@ def one_time_token_value(token: OneTimeToken) -> str:
     ).hexdigest()
 
 
-def _one_time_token_create(*, user: User, purpose: str, lifetime: timedelta) -> OneTimeToken:
+def _one_time_token_create(
+    *, user: User, purpose: str, lifetime: timedelta, token_id: uuid.UUID | None = None
+) -> OneTimeToken:
     now = timezone.now()
     token = OneTimeToken(
+        id=token_id or uuid.uuid4(),
         user=user,
         purpose=purpose,
         nonce=secrets.token_hex(16),
@@ -172,12 +179,21 @@ def _session_start(*, user: User, remember_me: bool) -> IssuedTokens:
 
 
 def auth_login(*, email: str, password: str, remember_me: bool = False) -> IssuedTokens:
-    """E-mail + password → tokens. The password is checked before any status, so only the
-    right password reveals that a company or user is inactive; an unknown e-mail costs a hash
-    too, so timing does not tell which e-mails exist. Older hashes are upgraded here."""
+    """E-mail + password → tokens.
+
+    Every refusal costs one password verification, so timing tells nothing: an unknown e-mail
+    (or an invited user without a password) verifies against a dummy hash, a deactivated user
+    against its own hash, like a wrong password. A deactivated user gets exactly the wrong
+    password's answer, right password or not: anything else would confirm the password. An
+    inactive company is named only after the right password (as the original does). Older
+    hashes are upgraded here.
+    """
     user = User.objects.select_related("company").filter(email=email.strip().lower()).first()
     if user is None or not user.has_usable_password():
         _burn_password_hash(password)
+        raise Unauthorized(INVALID_CREDENTIALS)
+    if not user.is_active:
+        check_password(password, user.password)  # the work of a wrong password; no upgrade
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.check_password(password):
         raise Unauthorized(INVALID_CREDENTIALS)
@@ -185,8 +201,6 @@ def auth_login(*, email: str, password: str, remember_me: bool = False) -> Issue
         raise Unauthorized(INVALID_CREDENTIALS)
     if not user.company.is_active:
         raise Unauthorized("Company account is inactive")
-    if not user.is_active:
-        raise Unauthorized("User account is inactive")
     return _session_start(user=user, remember_me=remember_me)
 
 
@@ -275,28 +289,55 @@ def auth_change_password(
 
 
 def auth_forgot_password(*, email: str) -> None:
-    """A known, active user gets a 15-minute reset link through the outbox; anyone else
-    nothing. The caller answers the same fixed 200 either way."""
-    user = User.objects.filter(email=email.strip().lower(), is_active=True).first()
-    if user is None:
-        return
+    """Records the request, and nothing else: one outbox event carrying the address, whether
+    an account has it or not. The request runs the same statements for every address, so
+    neither its answer nor its duration tells which e-mails exist. The dispatcher's handler
+    (``companies/handlers.py``) then issues the 15-minute token and mails the link
+    (``auth_password_reset_token_issue``), or does nothing for an unknown or inactive
+    address. The caller answers the same fixed 200 either way."""
+    address = email.strip().lower()
     with transaction.atomic():
-        token = _one_time_token_create(
-            user=user,
-            purpose=OneTimeTokenPurpose.PASSWORD_RESET,
-            lifetime=timedelta(minutes=settings.PASSWORD_RESET_TOKEN_MINUTES),
-        )
         outbox_event_emit(
             event_type="auth.password_reset_requested",
-            aggregate_type="user",
-            aggregate_id=user.pk,
-            payload={
-                "userId": str(user.pk),
-                "email": user.email,
-                "tokenId": str(token.id),
-                "expiresAt": iso_ms(token.expires_at),
-            },
+            aggregate_type="password_reset",
+            aggregate_id=token_digest(address),  # an e-mail may be longer than the column
+            payload={"email": address},
         )
+
+
+# Token ids of forgot-password requests are derived from the request's outbox event id.
+_RESET_TOKEN_NAMESPACE = uuid.UUID("6f3c2a51-6d0e-4b8f-9a57-2f1f3c1de5a4")
+
+
+def auth_password_reset_token_issue(*, request_id: uuid.UUID, email: str) -> OneTimeToken | None:
+    """The reset token of one forgot-password request (its outbox event ``request_id``), or
+    None: no active user has that address, or the token was used or expired since.
+
+    Created on the first delivery of the event; a later delivery (a retry after the mail
+    failed) finds the same row, whose id is derived from the event's, so a request never
+    mints two links.
+    """
+    user = User.objects.filter(email=email.strip().lower(), is_active=True).first()
+    if user is None:
+        return None
+    token_id = uuid.uuid5(_RESET_TOKEN_NAMESPACE, str(request_id))
+    tokens = OneTimeToken.objects.select_related("user__company")
+    token = tokens.filter(pk=token_id).first()
+    if token is None:
+        try:
+            with transaction.atomic():
+                _one_time_token_create(
+                    user=user,
+                    purpose=OneTimeTokenPurpose.PASSWORD_RESET,
+                    lifetime=timedelta(minutes=settings.PASSWORD_RESET_TOKEN_MINUTES),
+                    token_id=token_id,
+                )
+        except IntegrityError:
+            pass  # a concurrent delivery of the same event created it
+        token = tokens.filter(pk=token_id).first()
+    if token is None or token.used_at is not None or token.expires_at <= timezone.now():
+        return None
+    return token
 
 
 def auth_reset_password(*, token: str, password: str) -> User:

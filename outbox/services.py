@@ -97,6 +97,13 @@ class _DispatchNudge:
     One per transaction: emit looks for a pending one in the connection's on-commit list (a
     callback registered inside a savepoint that rolled back is already gone from that list).
     ``sent`` covers test helpers that run callbacks without clearing the list.
+
+    The change is committed when ``send`` runs, so a broker that cannot be reached must not
+    turn the request into an error: the event is stored, and the beat sweep (every 5 s)
+    delivers it once a worker can be reached. The publish is tried once (``retry=False``;
+    the broker's connection options in settings bound each attempt to seconds) and a failure
+    is one warning line. Registered as a bound method: Django names the callback by its
+    ``__qualname__`` when it logs one that raised.
     """
 
     __slots__ = ("sent",)
@@ -104,21 +111,31 @@ class _DispatchNudge:
     def __init__(self) -> None:
         self.sent = False
 
-    def __call__(self) -> None:
+    def send(self) -> None:
+        from kombu.exceptions import OperationalError as BrokerUnavailable
+
         from outbox.tasks import dispatch
 
         self.sent = True
-        dispatch.delay()
+        try:
+            dispatch.apply_async(retry=False)
+        except BrokerUnavailable as exc:
+            logger.warning(
+                "outbox: dispatcher not nudged, broker unreachable (%s); "
+                "the beat sweep delivers the events",
+                exc,
+            )
 
 
 def _nudge_dispatcher_on_commit() -> None:
     connection = transaction.get_connection()
     for _savepoints, func, _robust in connection.run_on_commit:
-        if isinstance(func, _DispatchNudge) and not func.sent:
+        nudge = getattr(func, "__self__", None)
+        if isinstance(nudge, _DispatchNudge) and not nudge.sent:
             return
-    # robust: the change is committed by then; a broker hiccup must not turn the request into
-    # a 500. The beat sweep (every 5 s) delivers the event anyway.
-    transaction.on_commit(_DispatchNudge(), robust=True)
+    # robust: whatever else goes wrong in the nudge is logged by Django, never raised into
+    # the committed request (and never skips the on-commit callbacks after it).
+    transaction.on_commit(_DispatchNudge().send, robust=True)
 
 
 def outbox_dispatch(

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.db import connections
+from django.db.utils import InterfaceError as DjangoInterfaceError
+from django.db.utils import OperationalError as DjangoOperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -92,6 +96,8 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     request = context.get("request")
     headers: dict[str, str] = {}
 
+    if database_unavailable(exc):
+        return Response(**database_unavailable_answer(exc))
     if isinstance(exc, DomainError):
         return Response(error_body(exc.status_code, exc.message), status=exc.status_code)
     if isinstance(exc, (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed)):
@@ -154,8 +160,98 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Any:
 
 
 def handler500(request: HttpRequest) -> Any:
+    # Django calls this while it handles the exception (raised in a middleware, or a view no
+    # other layer answered): a database that cannot be reached is still a 503 there.
+    exc = sys.exc_info()[1]
+    if exc is not None and database_unavailable(exc):
+        return database_unavailable_response(request, exc)
     if request.path.startswith("/api/"):
         return JsonResponse(dict(INTERNAL_ERROR_BODY), status=500)
     from django.views.defaults import server_error
 
     return server_error(request)
+
+
+# --- the database cannot be reached: 503 -----------------------------------------------------
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable, please try again shortly"
+# SQLSTATEs of a refused or lost connection: class 08 (connection exception), 57P01-57P05 (the
+# server shut down, crashed, is still starting, dropped the database, ended an idle session)
+# and 53300 (too many connections). Class 57's 57014 (statement timeout, cancel) is not one.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53300")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a requirement
+        return ()
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    DjangoOperationalError,
+    DjangoInterfaceError,
+    *_driver_errors(),
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached (refused, lost, shutting down),
+    rather than a statement failing on a live connection: a serialization failure, a deadlock,
+    a lock or statement timeout keep the handling they have (they are OperationalErrors too)."""
+    if not isinstance(exc, _CONNECTION_ERRORS):
+        return False
+    if isinstance(exc, DjangoInterfaceError):  # "connection already closed"
+        return True
+    wrapped = isinstance(exc, DjangoOperationalError) and exc.__cause__ is not None
+    cause = exc.__cause__ if wrapped else exc  # Django wraps the driver's error
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate).startswith(_UNAVAILABLE_SQLSTATES)
+    if type(cause).__module__.startswith("psycopg"):
+        # No SQLSTATE: the client library itself failed (could not connect, connection lost).
+        return True
+    return "unable to open database file" in str(cause)  # SQLite
+
+
+def _discard_broken_connections() -> None:
+    """Close connections the failure left unusable, so the next request opens a new one
+    instead of failing on the dead socket (the request-end cleanup does it too, with
+    ``CONN_HEALTH_CHECKS``; this covers callers that skip it)."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred and not conn.is_usable():
+            conn.close()
+
+
+def database_unavailable_answer(exc: BaseException) -> dict[str, Any]:
+    """Logs the outage (one line, no traceback), drops broken connections, and returns the
+    parts of the 503: ``data``, ``status`` and ``headers``."""
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    logger.warning("database unavailable: %s", first_line)
+    _discard_broken_connections()
+    return {
+        "data": error_body(503, DATABASE_UNAVAILABLE_MESSAGE),
+        "status": 503,
+        "headers": {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    }
+
+
+def database_unavailable_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """The 503 outside DRF views: the error shape under ``/api/``, plain text elsewhere (admin)."""
+    answer = database_unavailable_answer(exc)
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse(
+            answer["data"], status=503, content_type="application/json; charset=utf-8"
+        )
+    else:
+        response = HttpResponse(
+            f"{DATABASE_UNAVAILABLE_MESSAGE}.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    for name, value in answer["headers"].items():
+        response[name] = value
+    return response

@@ -2,18 +2,31 @@
 
 cast.catering.admin / .manager / .employee   (company cast.catering.company)
 cast.other_catering..., cast.client..., cast.other_client...
-cast.api(user) -> APIClient authenticated with a real Bearer access token
+cast.api(user) -> APIClient authenticated with a real Bearer access token (of a new session)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from chefops.testing.factories import CateringFactory, ClientFactory, UserFactory
 from companies.authentication import access_token_for
-from companies.models import Company, Role, User
+from companies.models import AuthSession, Company, Role, User
+
+
+def session_access_token(user: User) -> str:
+    """An access token of a new login session of ``user``, as a login would issue it
+    (without the password check and the bookkeeping of a login). Access tokens are valid
+    only while their session lives."""
+    now = timezone.now()
+    session = AuthSession.objects.create(
+        user=user, created_at=now, expires_at=now + timedelta(days=7)
+    )
+    return access_token_for(user, session_id=session.id)
 
 
 @dataclass
@@ -54,7 +67,7 @@ class Cast:
     def api(user: User | None = None) -> APIClient:
         client = APIClient()
         if user is not None:
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(user)}")
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_access_token(user)}")
         return client
 
 

@@ -27,8 +27,7 @@ from chefops.api.parsers import (
     PayloadTooLarge,
     nesting_exceeds,
 )
-from chefops.testing.cast import Cast
-from companies.authentication import access_token_for
+from chefops.testing.cast import Cast, session_access_token
 from companies.models import Company, User
 from contracts.models import Contract
 from outbox.models import OutboxEvent
@@ -608,7 +607,7 @@ def test_unknown_api_route_is_json_404_for_every_method_even_with_csrf_checks(
 
 def test_wrong_known_method_on_a_known_route_stays_404(cast: Cast) -> None:
     client = APIClient(enforce_csrf_checks=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(cast.client.admin)}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {session_access_token(cast.client.admin)}")
     for method, path in (
         ("PUT", f"/api/clients/{cast.client.company.pk}"),
         ("DELETE", "/api/contracts"),

@@ -25,6 +25,7 @@ from chefops.testing.factories import (
     ContractFactory,
     UserFactory,
 )
+from companies.handlers import password_reset_email
 from companies.models import (
     AuthSession,
     CateringProfile,
@@ -77,6 +78,8 @@ def _world() -> dict[str, Any]:
         UserFactory.create(company=doomed)
         auth_login(email=admin.email, password=TEST_PASSWORD, remember_me=True)
         auth_forgot_password(email=admin.email)
+        # what the dispatcher does next: the reset handler issues the user's token
+        password_reset_email(OutboxEvent.objects.get(event_type="auth.password_reset_requested"))
         contract = ContractFactory.create(catering_company=doomed, client_company=live_client)
         for offset in range(3):
             ServiceDay.objects.create(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -137,8 +138,31 @@ def test_inactive_or_deleted_company_and_inactive_user(cast: Any) -> None:
     user = cast.catering.employee
     user.is_active = False
     user.save()
-    assert error(login(user.email)) == (401, "User account is inactive")
-    assert error(login(user.email, "wrong-pass")) == (401, "Invalid credentials")
+    # Exactly the wrong password's answer: the right password is not confirmed.
+    right, wrong = login(user.email), login(user.email, "wrong-pass")
+    assert (right.status_code, right.json()) == (wrong.status_code, wrong.json())
+    assert error(right) == (401, "Invalid credentials")
+
+
+def test_wrong_password_inactive_user_and_unknown_email_cost_one_verification_each(
+    cast: Any, settings: Any
+) -> None:
+    settings.PASSWORD_HASHERS = [f"{__name__}.CountingHasher"]
+    active = UserFactory.create(company=cast.client.company, email="active@example.com")
+    inactive = UserFactory.create(
+        company=cast.client.company, email="gone@example.com", is_active=False
+    )
+    for email, password in (
+        (active.email, "wrong-password"),
+        (inactive.email, TEST_PASSWORD),  # the right one
+        (inactive.email, "wrong-password"),
+        ("nobody@example.com", TEST_PASSWORD),
+    ):
+        CountingHasher.verifications.clear()
+        assert error(login(email, password)) == (401, "Invalid credentials")
+        assert len(CountingHasher.verifications) == 1, email
+    # the same hasher and parameters in each case: the user's own hash, or the dummy one
+    assert CountingHasher.verifications[0].startswith("argon2$argon2id$")
 
 
 def test_platform_staff_cannot_log_in_to_the_api(db: None) -> None:
@@ -340,8 +364,10 @@ def test_logout_revokes_only_the_callers_own_token(cast: Any) -> None:
     assert res.status_code == 200
     assert error(refresh(mine["refreshToken"])) == (401, "Invalid or expired refresh token")
     assert not AuthSession.objects.filter(user__email="delicias.manager@example.com").exists()
-    res = post(client, "/api/auth/logout", {"refreshToken": "unknown"})
-    assert res.status_code == 200
+    # The access token died with its session; an unknown refresh token is still a 200.
+    assert post(client, "/api/auth/logout", {"refreshToken": "unknown"}).status_code == 401
+    again = bearer(login("delicias.manager@example.com").json()["accessToken"])
+    assert post(again, "/api/auth/logout", {"refreshToken": "unknown"}).status_code == 200
 
 
 def test_logout_needs_a_bearer_token_and_a_body(cast: Any) -> None:
@@ -420,8 +446,9 @@ def test_change_password_revokes_every_session(cast: Any) -> None:
     for session in (one, two):
         assert error(refresh(session["refreshToken"])) == (401, "Invalid or expired refresh token")
     assert not AuthSession.objects.filter(user__email=email).exists()
-    # The current access token lives on until it expires (as in the original).
-    assert bearer(one["accessToken"]).get("/api/users").status_code == 200
+    # Every access token died with its session, the caller's own included (SPEC §2.3).
+    for session in (one, two):
+        assert bearer(session["accessToken"]).get("/api/users").status_code == 401
     assert error(login(email)) == (401, "Invalid credentials")
     assert login(email, NEW_PASSWORD).status_code == 200
 
@@ -454,31 +481,110 @@ def reset_link_token() -> str:
     return token
 
 
-def test_forgot_password_answers_the_same_for_unknown_and_known_emails(cast: Any) -> None:
-    res = forgot("nobody@example.com")
-    assert (res.status_code, res.json()) == (200, {"message": FORGOT_MESSAGE})
-    assert not OutboxEvent.objects.exists()
+def sql_of(request: Any) -> tuple[Any, list[str]]:
+    """The response of ``request()`` and the statements it ran, as templates (no values;
+    savepoints, numbered per connection, under one name)."""
+    import re
+
+    from django.db import connection
+
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        statements.append(re.sub(r'"s\d+_x\d+"', '"savepoint"', sql))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        res = request()
+    return res, statements
+
+
+def test_forgot_password_runs_the_same_statements_for_unknown_and_known_emails(
+    cast: Any,
+) -> None:
+    forgot("warm-up@example.com")  # one-time lookups of a process stay out of the comparison
+    known_res, known = sql_of(lambda: forgot("TechCorp.Manager@example.com"))
+    unknown_res, unknown = sql_of(lambda: forgot("nobody@example.com"))
+    inactive = cast.client.employee
+    User.objects.filter(pk=inactive.pk).update(is_active=False)
+    inactive_res, inactive_sql = sql_of(lambda: forgot(inactive.email))
+    for res in (known_res, unknown_res, inactive_res):
+        assert (res.status_code, res.json()) == (200, {"message": FORGOT_MESSAGE})
+    assert known == unknown == inactive_sql  # same count, same statements, same order
+    assert any(sql.startswith('INSERT INTO "outbox_outboxevent"') for sql in known)
+    assert not any("companies_user" in sql for sql in known)  # nobody is looked up here
     assert not OneTimeToken.objects.exists()
-    res = forgot("TechCorp.Manager@example.com")
-    assert (res.status_code, res.json()) == (200, {"message": FORGOT_MESSAGE})
-    token = OneTimeToken.objects.get()
+    events = OutboxEvent.objects.filter(event_type="auth.password_reset_requested")
+    assert [e.payload for e in events.order_by("created_at")] == [
+        {"email": "warm-up@example.com"},
+        {"email": "techcorp.manager@example.com"},
+        {"email": "nobody@example.com"},
+        {"email": inactive.email},
+    ]
+    assert {e.aggregate_type for e in events} == {"password_reset"}
+
+
+def test_the_reset_handler_mails_a_token_to_a_known_active_address_only(cast: Any) -> None:
+    for email in ("nobody@example.com", "TechCorp.Manager@example.com"):
+        forgot(email)
+    User.objects.filter(pk=cast.client.employee.pk).update(is_active=False)
+    forgot(cast.client.employee.email)
+    run_outbox_handlers()
+    token = OneTimeToken.objects.get()  # one token, one mail: the known, active address
     assert token.purpose == OneTimeTokenPurpose.PASSWORD_RESET
     assert token.user == cast.client.manager
     assert token.expires_at - token.created_at == timedelta(minutes=15)
-    event = OutboxEvent.objects.get()
-    assert event.event_type == "auth.password_reset_requested"
-    assert event.aggregate_id == str(cast.client.manager.id)
-    # The event names the token row; no usable secret travels through the outbox.
-    assert set(event.payload) == {"userId", "email", "tokenId", "expiresAt"}
-    assert event.payload["tokenId"] == str(token.id)
-    assert ISO_MS.match(event.payload["expiresAt"])
+    assert [m.to for m in mail.outbox] == [["techcorp.manager@example.com"]]
+    # Neither the event nor the token row holds a usable secret; the link does.
+    event = OutboxEvent.objects.get(payload__email="techcorp.manager@example.com")
     assert not any(HEX64.match(str(v)) for v in event.payload.values())
+    assert token.token_hash not in mail.outbox[0].body
+    assert reset(reset_link_token()).status_code == 200
 
 
-def test_forgot_password_for_an_inactive_user_sends_nothing(cast: Any) -> None:
-    User.objects.filter(pk=cast.client.employee.pk).update(is_active=False)
-    assert forgot(cast.client.employee.email).status_code == 200
-    assert not OutboxEvent.objects.exists()
+def test_a_redelivered_reset_request_reuses_its_token_and_sends_nothing_once_used(
+    cast: Any,
+) -> None:
+    forgot("startup@example.com")
+    run_outbox_handlers()
+    run_outbox_handlers()  # a retry after the first mail (e.g. the ledger write failed)
+    token = OneTimeToken.objects.get()
+    first, second = mail.outbox
+    assert first.body == second.body  # the same link, not a second token
+    assert reset(reset_link_token()).status_code == 200
+    mail.outbox.clear()
+    run_outbox_handlers()
+    assert mail.outbox == []
+    assert list(OneTimeToken.objects.values_list("pk", flat=True)) == [token.pk]
+
+
+def test_reset_requests_recorded_by_the_previous_release_are_still_mailed(cast: Any) -> None:
+    """Events written before the lookup moved to the handler name their token row."""
+    from django.db import transaction
+
+    from companies.services import _one_time_token_create
+    from outbox.services import outbox_event_emit
+
+    user = cast.other_client.manager
+    with transaction.atomic():
+        live = _one_time_token_create(
+            user=user, purpose=OneTimeTokenPurpose.PASSWORD_RESET, lifetime=timedelta(minutes=15)
+        )
+        spent = _one_time_token_create(
+            user=user, purpose=OneTimeTokenPurpose.PASSWORD_RESET, lifetime=timedelta(minutes=15)
+        )
+        for token in (live, spent):
+            outbox_event_emit(
+                event_type="auth.password_reset_requested",
+                aggregate_type="user",
+                aggregate_id=user.pk,
+                payload={"userId": str(user.pk), "email": user.email, "tokenId": str(token.pk)},
+            )
+    OneTimeToken.objects.filter(pk=spent.pk).update(used_at=timezone.now())
+    run_outbox_handlers()
+    assert len(mail.outbox) == 1
+    assert reset(reset_link_token()).status_code == 200
+    assert set(OneTimeToken.objects.values_list("pk", flat=True)) == {live.pk, spent.pk}
 
 
 def test_forgot_password_validation(db: None) -> None:
@@ -547,13 +653,6 @@ def test_a_reset_drops_the_users_other_pending_tokens(cast: Any) -> None:
     assert error(reset(first, "yet-another-secret-3")) == (400, "Invalid or expired reset token")
 
 
-def test_mail_handler_skips_a_token_already_spent(cast: Any) -> None:
-    forgot("startup@example.com")
-    OneTimeToken.objects.update(used_at=timezone.now())
-    run_outbox_handlers()
-    assert mail.outbox == []
-
-
 # --- session status --------------------------------------------------------------------------
 
 
@@ -602,9 +701,11 @@ def test_session_status_needs_a_token(db: None) -> None:
     assert (res.status_code, res.json()) == (401, {"message": "Unauthorized", "statusCode": 401})
 
 
-def test_cast_tokens_carry_no_session_but_work(cast: Any) -> None:
-    token = access_token_for(cast.client.employee)
-    assert "sid" not in jwt.decode(token, settings.JWT_SECRET, algorithms=[ALGORITHM])
+def test_cast_tokens_carry_a_live_session(cast: Any) -> None:
+    client = cast.api(cast.client.employee)
+    token = client._credentials["HTTP_AUTHORIZATION"].removeprefix("Bearer ")
+    claims = jwt.decode(token, settings.JWT_SECRET, algorithms=[ALGORITHM])
+    assert AuthSession.objects.filter(pk=claims["sid"], user=cast.client.employee).exists()
     assert UUID_RE.match(bearer(token).get("/api/users").json()[0]["id"])
 
 
@@ -657,7 +758,7 @@ def test_signatures_are_verified_once_per_process_but_expiry_and_secret_always(
     from companies.authentication import _verified_claims, decode_access_token
 
     user = cast.client.employee
-    token = access_token_for(user)
+    token = access_token_for(user, session_id=uuid.uuid4())
     before = _verified_claims.cache_info()
     assert decode_access_token(token)["sub"] == str(user.id)
     assert decode_access_token(token)["sub"] == str(user.id)
