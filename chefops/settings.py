@@ -326,6 +326,11 @@ SPECTACULAR_SETTINGS = {
 ACCESS_TOKEN_MINUTES = env.int("ACCESS_TOKEN_MINUTES", default=15)
 REFRESH_TOKEN_DAYS = env.int("REFRESH_TOKEN_DAYS", default=7)
 REFRESH_TOKEN_REMEMBER_DAYS = env.int("REFRESH_TOKEN_REMEMBER_DAYS", default=30)
+# A refresh token presented again this soon after its rotation is a second browser tab
+# refreshing at the same moment, not a thief: it gets a pair of the same session (SPEC §2.3).
+REFRESH_REUSE_GRACE_SECONDS = env.int("REFRESH_REUSE_GRACE_SECONDS", default=30)
+if not 0 <= REFRESH_REUSE_GRACE_SECONDS <= 300:
+    raise ImproperlyConfigured("REFRESH_REUSE_GRACE_SECONDS must be between 0 and 300")
 PASSWORD_RESET_TOKEN_MINUTES = 15
 INVITATION_TOKEN_HOURS = 72
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=ACCESS_TOKEN_MINUTES)

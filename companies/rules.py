@@ -19,6 +19,13 @@ def refresh_token_lifetime(*, remember_me: bool, days: int, remember_days: int) 
     return timedelta(days=remember_days if remember_me else days)
 
 
+def refresh_replay_is_graced(*, rotated_at: datetime, now: datetime, grace_seconds: int) -> bool:
+    """Is a spent refresh token, presented again at ``now``, another tab of the same browser
+    (it refreshed with the same token moments after the first tab rotated it) rather than a
+    stolen copy? Only within ``grace_seconds`` of the rotation; never before it."""
+    return timedelta(0) <= now - rotated_at <= timedelta(seconds=grace_seconds)
+
+
 def company_change_denial(
     *,
     actor_company_id: uuid.UUID | None,

@@ -208,19 +208,36 @@ def auth_refresh(*, refresh_token: str) -> IssuedTokens:
     """Rotate: the presented token is spent and the next one of its family returned.
 
     A token that was already spent means a copy is in someone else's hands: the whole
-    family is deleted (both holders must log in again) and the call fails.
+    family is deleted (both holders must log in again) and the call fails. Except within
+    ``REFRESH_REUSE_GRACE_SECONDS`` of its rotation: several tabs of one browser refresh with
+    the same token at once (the first rotates it, the others follow milliseconds later), and
+    each gets a new pair of the same session. The window starts at the rotation and never
+    moves, and a session that ended (logout, revocation) has no tokens left to replay.
     """
-    now = timezone.now()
     with transaction.atomic():
+        # The row lock serialises concurrent presentations of one token: the first rotates
+        # it, the others see it spent.
         token = (
             RefreshToken.objects.select_for_update(of=("self",))
             .select_related("session__user__company")
             .filter(token_hash=token_digest(refresh_token))
             .first()
         )
+        # Read once the lock is held: a tab that waited for the first one's rotation must
+        # not see a time before it.
+        now = timezone.now()
         if token is None or (token.used_at is None and token.expires_at <= now):
             raise Unauthorized(INVALID_REFRESH_TOKEN)
         if token.used_at is None:
+            return _refresh_rotate(token=token, now=now)
+        if rules.refresh_replay_is_graced(
+            rotated_at=token.used_at,
+            now=now,
+            grace_seconds=settings.REFRESH_REUSE_GRACE_SECONDS,
+        ):
+            logger.info(
+                "refresh token replayed within the grace window: session %s", token.session_id
+            )
             return _refresh_rotate(token=token, now=now)
         # Committed before the 401 below: the revocation must stick.
         AuthSession.objects.filter(pk=token.session_id).delete()
@@ -229,6 +246,8 @@ def auth_refresh(*, refresh_token: str) -> IssuedTokens:
 
 
 def _refresh_rotate(*, token: RefreshToken, now: datetime) -> IssuedTokens:
+    """A new refresh token of ``token``'s session (and an access token for it). ``token`` is
+    marked spent at its first rotation only: a graced replay does not move its window."""
     session = token.session
     user = session.user
     if user.company is None or not user.company.is_active:
@@ -237,8 +256,9 @@ def _refresh_rotate(*, token: RefreshToken, now: datetime) -> IssuedTokens:
         raise Unauthorized("User account is no longer active")
     expires_at = now + _refresh_lifetime(session.remember_me)
     raw, digest = _new_refresh_token()
-    token.used_at = now
-    token.save(update_fields=["used_at"])
+    if token.used_at is None:
+        token.used_at = now
+        token.save(update_fields=["used_at"])
     RefreshToken.objects.create(
         session=session, token_hash=digest, created_at=now, expires_at=expires_at
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -122,14 +123,36 @@ def test_metrics_need_the_token(server: Server) -> None:
     assert http_get(f"{server.base}/metrics", "wrong")[0] == 401
 
 
-def test_postdeploy_check_passes_against_a_healthy_server(server: Server, settings: Any) -> None:
+def test_postdeploy_check_passes_against_a_healthy_server(
+    server: Server, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chefops.management.commands import postdeploy_check
+
     settings.METRICS_TOKEN = TOKEN
+    # The server's p95 depends on how busy this machine is; the latency rule itself is
+    # covered where the figures are given (test_ops_metrics / the command's unit tests).
+    monkeypatch.setattr(postdeploy_check, "POSTDEPLOY_P95_SECONDS_MAX", 3600.0)
     assert http_get(f"{server.base}/api/nowhere")[0] == 404  # 4xx is not a failure
     out = StringIO()
-    call_command("postdeploy_check", "--url", server.base, "--timeout", "30", stdout=out)
+    call_command("postdeploy_check", "--url", server.base, "--timeout", "120", stdout=out)
     line = out.getvalue().strip()
     assert line.startswith("postdeploy_check OK: health ok after "), line
     assert "5xx 0.00%" in line and "p95 " in line
+
+
+def test_postdeploy_check_fails_when_the_p95_is_over_its_limit(
+    server: Server, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chefops.management.commands import postdeploy_check
+
+    settings.METRICS_TOKEN = TOKEN
+    assert http_get(f"{server.base}/api/nowhere")[0] == 404  # one counted request at least
+    monkeypatch.setattr(postdeploy_check, "POSTDEPLOY_P95_SECONDS_MAX", 1e-9)
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("postdeploy_check", "--url", server.base, "--timeout", "120", stdout=out)
+    assert exit_info.value.code == 1
+    assert "p95 too slow" in out.getvalue()
 
 
 def test_postdeploy_check_fails_without_the_metrics_token(server: Server, settings: Any) -> None:
@@ -150,7 +173,7 @@ def test_postdeploy_check_fails_against_a_stopped_server() -> None:
             "postdeploy_check", "--url", base, "--timeout", "1", "--interval", "0.2", stdout=out
         )
     assert exit_info.value.code == 1
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # gave up after its timeout, did not hang
     line = out.getvalue().strip()
     assert line.startswith(f"postdeploy_check FAILED: {base}/api/health not ok after 1s"), line
     assert "refused" in line.lower()
@@ -165,7 +188,9 @@ def test_check_alerts_can_read_a_running_servers_metrics(server: Server, setting
         call_command("check_alerts", "--url", server.base, stdout=out)
     lines = {line.split()[1]: line for line in out.getvalue().splitlines()[:-1]}
     assert lines["http_5xx_ratio"].startswith("ok ")
-    assert lines["http_p95_latency"].startswith("ok ")
+    # The p95 is read from the server's histogram; whether it fires depends on how busy the
+    # machine is, so only "it was read" is asserted.
+    assert re.match(r"(ok|FIRING) +http_p95_latency +\d+\.\d+s ", lines["http_p95_latency"])
 
 
 def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(

@@ -194,6 +194,7 @@ DEVELOPMENT: dict[str, Check] = {
     ),
     "REFRESH_TOKEN_DAYS": Check("3", "settings.REFRESH_TOKEN_DAYS", 3),
     "REFRESH_TOKEN_REMEMBER_DAYS": Check("45", "settings.REFRESH_TOKEN_REMEMBER_DAYS", 45),
+    "REFRESH_REUSE_GRACE_SECONDS": Check("7", "settings.REFRESH_REUSE_GRACE_SECONDS", 7),
     "AUTH_THROTTLE_IP_RATE": Check(
         "7/hour",
         "(lambda t: __import__('companies.rules').rules.parse_rate("
