@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox clean
+.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -24,8 +24,13 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 
 install: $(STAMP) ## Create .venv and install the pinned dependencies
 
-run: $(STAMP) ## Migrate, load demo data, serve API+admin on :8000 with a Celery worker+beat
-	DEMO_SEED_ENABLED=$${DEMO_SEED_ENABLED:-true} bash bin/run-local.sh
+# `exec`: make's child is the script itself, so the SIGTERM make forwards to its child on
+# `kill <make pid>` reaches the script's trap, which stops the worker and the web server.
+run: $(STAMP) ## Migrate, demo data into an empty database (SEED=1 reloads), serve API+admin on :8000 with a Celery worker+beat
+	@exec env HOST='$(HOST)' PORT='$(PORT)' SEED='$(SEED)' bash bin/run-local.sh run
+
+reset: $(STAMP) ## Delete the local demo database and queues, reload the demo data (refused while `make run` runs)
+	@exec bash bin/run-local.sh reset
 
 web: $(STAMP) ## Serve with gunicorn as in production (needs a migrated database)
 	$(BIN)/gunicorn chefops.wsgi -c gunicorn.conf.py
