@@ -70,5 +70,7 @@ bench: $(STAMP) ## Benchmarks against PostgreSQL; figures go to docs/benchmarks.
 bench-outbox: $(STAMP) ## Outbox dispatch throughput only (PostgreSQL)
 	$(BIN)/python bench/outbox_bench.py --events $${OUTBOX_BENCH_EVENTS:-50000}
 
-clean: ## Remove local state (SQLite file, queues, static build); keeps .venv
+clean: ## Remove local state (SQLite file, queues, static build); keeps .venv; refused while `make run` runs
+	@if [ -e .run/run.lock ] && command -v flock >/dev/null 2>&1 && ! flock -n .run/run.lock true; then \
+	  echo "make clean: refused, \`make run\` is running (stop it first: Ctrl-C)"; exit 1; fi
 	rm -rf db.sqlite3* .run staticfiles .pytest_cache .mypy_cache .ruff_cache .coverage
