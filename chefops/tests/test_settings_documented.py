@@ -323,12 +323,24 @@ GROUPS = {
 # Read by the staff-user command when it runs (at deploy time), not at start-up: checked in
 # this process against the test database (test_staff_user_command_reads_its_variables).
 IN_PROCESS = {"DJANGO_ADMIN_EMAIL", "DJANGO_ADMIN_PASSWORD"}
+# Read by a shell script, checked by the test that runs it: `make run` serves on HOST:PORT.
+BY_SCRIPT_TESTS = {"HOST": "chefops/tests/test_run_local.py"}
+
+
+def test_script_variables_are_exercised_by_their_tests() -> None:
+    for name, test_file in BY_SCRIPT_TESTS.items():
+        assert f"{name}=" in (ROOT / test_file).read_text(encoding="utf-8"), (name, test_file)
+        assert f"${{{name}" in (ROOT / "bin" / "run-local.sh").read_text(encoding="utf-8")
 
 
 def test_every_documented_variable_has_a_check() -> None:
     documented = documented_variables()
     assert len(documented) > 40, "the Configuration table was not found or not parsed"
-    checked = [name for group in GROUPS.values() for name in group.checks] + sorted(IN_PROCESS)
+    checked = (
+        [name for group in GROUPS.values() for name in group.checks]
+        + sorted(IN_PROCESS)
+        + sorted(BY_SCRIPT_TESTS)
+    )
     assert len(checked) == len(set(checked)), "a variable is checked twice"
     unchecked = sorted(set(documented) - set(checked))
     assert not unchecked, f"documented in README.md but not checked here: {unchecked}"
