@@ -54,9 +54,9 @@ graceful_timeout = 20
 # connection the worker is closing (a 502).
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Recycling bounds a leak; a restart costs a worker's boot (1-5 s of CPU, the worker missing
-# meanwhile). At 2000 requests a busy worker restarted every few seconds; RSS stays flat over
-# hundreds of thousands of requests (docs/benchmarks.md). One worker restarts at a time
-# (chefops/serving.py).
+# meanwhile). At 2000 requests busy workers restarted every few seconds; RSS stays flat
+# without recycling (92 -> 93 MB over ~57,000 requests per worker, docs/benchmarks.md). One
+# worker restarts at a time (chefops/serving.py).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108

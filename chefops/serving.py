@@ -3,7 +3,7 @@ workers, and request bodies settled before the response (README "Processes").
 
 gunicorn 27's ``ThreadWorker`` accepts from the shared listening socket while it holds fewer than
 ``worker_connections`` connections, and keeps each accepted connection (keep-alive) until the
-client or the keep-alive timeout closes it. Two things went wrong with many keep-alive clients:
+client or the keep-alive timeout closes it. What went wrong with many keep-alive clients:
 
 * **Spread or starvation.** The worker that wins the accept race takes most of a burst of new
   connections (12 of 16 seen), and one process's GIL then serves them all. A low cap per worker
@@ -11,10 +11,16 @@ client or the keep-alive timeout closes it. Two things went wrong with many keep
   waited in the listen backlog while the held ones stayed busy, and timed out (issue #13). Here
   the cap is high, and the spread comes from :class:`ConnectionTable`: a worker accepts only
   while it holds no more connections than the least loaded of its siblings, so every worker
-  fills at the same pace whatever the number of clients.
+  fills at the same pace whatever the number of clients; and a worker holding more than
+  ``SHED_MARGIN`` above a sibling (its clients came over when a sibling restarted) answers with
+  ``Connection: close`` until the spread is back.
+* **Restarts together.** Balanced workers reach ``max_requests`` together; restarted together,
+  nobody answered for seconds. Here one worker restarts at a time.
 * **A thread per silent connection.** gunicorn hands a new connection to a thread that waits up
   to 5 s for its first bytes; four silent connections (a TCP probe, a preconnecting browser)
   idle all threads of a worker. Here new connections wait on the poller, like kept-alive ones.
+  And closing a connection (half-close, then wait for the client's end) happens in the request's
+  thread, not in the main loop, which a client slow to close used to stall.
 
 And a body the application did not read (a POST to a route that reads none, a 404) used to be
 drained by gunicorn *after* a response that announced keep-alive: at most 64 KiB, then the
@@ -23,6 +29,10 @@ response starts, up to the largest body the application accepts
 (``DATA_UPLOAD_MAX_MEMORY_SIZE``); anything larger (chefops/wsgi.py answers it 413) is answered
 with ``Connection: close`` and read off the socket after the response, so the client, still
 sending, is not reset before it reads the answer.
+
+This overrides methods of gunicorn's worker that are not a public API (``accept``,
+``handle_request``, ``_keepalive_after``, ``wait_for_and_dispatch_events``): gunicorn is pinned
+in requirements.txt, and chefops/tests/test_serving.py must pass before it is upgraded.
 
 gunicorn.conf.py loads this module in the master by its file path: it imports the standard
 library and gunicorn only. Importing it as ``chefops.serving`` there would run the chefops package
@@ -66,10 +76,11 @@ HELD_BACK_RECHECK_SECONDS = 0.05
 # Balanced accepts keep the counts within 1, so a steady spread sheds nothing.
 SHED_MARGIN = 2
 # A worker due for recycling (max_requests) while a sibling is missing from the table (stopping,
-# or its successor still booting) serves this many more requests before it asks again: one
-# worker restarts at a time. Balanced workers reach max_requests together, and restarting them
-# together left nobody to answer (health probes failed). Deferral ends at twice max_requests.
-RECYCLE_DEFER_REQUESTS = 100
+# or its successor still booting) serves this many more requests before it asks again (a lock
+# and a scan of the table): one worker restarts at a time. Balanced workers reach max_requests
+# together, and restarting them together left nobody to answer (health probes failed).
+# Deferral ends at twice max_requests.
+RECYCLE_DEFER_REQUESTS = 1
 # Out of file descriptors while accepting: leave the connection to a sibling for this long.
 ACCEPT_PAUSE_SECONDS = 0.5
 # Closing a connection: after the response, the worker half-closes and waits for the client's

@@ -249,3 +249,49 @@ def test_many_keep_alive_clients_are_all_held_and_served(server: Gunicorn) -> No
     # Spread: each worker holds its share (21 or 22 when balanced), never most of them.
     assert len(most_held) == WORKERS
     assert min(most_held) >= CLIENTS // WORKERS // 2, most_held
+
+
+# --- the shared table of connection counts (chefops/serving.py) ----------------------------
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_table_lists_live_workers_and_reuses_a_dead_workers_slot() -> None:
+    from chefops.serving import ConnectionTable
+
+    table = ConnectionTable(slots=4)
+    me, parent = os.getpid(), os.getppid()
+    assert table.claim(_dead_pid()) == 0
+    # A worker that died without clearing its entry leaves its slot to the next one.
+    assert table.claim(me) == 0
+    assert table.claim(parent) == 1
+    table.write(1, parent, 7)
+    table.write(0, me, 3)
+    assert table.fewest_elsewhere(0) == 7
+    assert table.fewest_elsewhere(1) == 3
+    assert table.live_siblings(0) == 1
+    table.release(1, parent)
+    assert table.fewest_elsewhere(0) is None
+    assert table.live_siblings(0) == 0
+    # Only the owner releases an entry.
+    table.release(0, parent)
+    assert table.fewest_elsewhere(1) == 3
+
+
+def test_only_a_complete_set_of_workers_lets_one_leave_for_recycling() -> None:
+    from chefops.serving import ConnectionTable
+
+    table = ConnectionTable(slots=4)
+    assert table.claim(os.getpid()) == 0
+    assert table.claim(os.getppid()) == 1
+    first, second = 0, 1
+    # Three workers configured, one missing (its successor still booting): nobody recycles.
+    assert not table.leave_if_complete(first, os.getpid(), siblings=2)
+    assert table.live_siblings(second) == 1
+    # All present: the first to ask leaves the table, and its sibling must then wait.
+    assert table.leave_if_complete(first, os.getpid(), siblings=1)
+    assert not table.leave_if_complete(second, os.getppid(), siblings=1)
