@@ -1,11 +1,13 @@
 """gunicorn settings, sized for a 512 MB container (see README "Processes").
 
-Each sync worker with threads holds one Django process (~60-90 MB RSS); 3 workers x 4 threads
-stay well inside 512 MB and serve I/O-bound API requests concurrently.
+Each gthread worker holds one Django process (~95-130 MB RSS); 3 workers x 4 threads stay
+inside 512 MB and serve I/O-bound API requests concurrently.
 """
 
+import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,18 +22,43 @@ environ.Env.read_env(Path(__file__).resolve().parent / ".env", overwrite=False)
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-worker_class = "gthread"
-# Connections one worker holds at most (busy + kept alive). A worker at the limit stops
-# accepting and answers beyond its keep-alive share with "Connection: close", so clients'
-# persistent connections spread over every worker instead of piling on whichever accepts
-# first (seen: 12 of 16 benchmark connections on one worker, that worker's GIL the
-# bottleneck and the p95 twice the median). See docs/benchmarks.md.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", str(threads + 2)))
+
+
+def _serving_worker() -> type:
+    """chefops/serving.py's worker class, loaded by its file path: importing it as
+    ``chefops.serving`` would run the chefops package (Celery, the Django settings) in the
+    master, and every worker would inherit those modules unchanged across a SIGHUP reload."""
+    path = Path(__file__).resolve().parent / "chefops" / "serving.py"
+    spec = importlib.util.spec_from_file_location("chefops_serving", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    worker: type = module.ChefOpsThreadWorker
+    return worker
+
+
+# gthread, with new connections balanced over the workers (each accepts only while no sibling
+# holds fewer connections) and unread request bodies settled before the response.
+worker_class = _serving_worker()
+# Connections one worker holds at most (busy + kept alive + waiting for their first bytes).
+# The balancing spreads keep-alive clients over every worker (a low cap used to force that,
+# and left all but 18 clients waiting in the listen backlog: issue #13); this cap only bounds
+# a worker's file descriptors and memory. Beyond workers x this, connections wait in the
+# listen backlog until a held one closes. See README "Processes" and docs/benchmarks.md.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "500"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
-keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
+# Seconds an idle keep-alive connection stays open. Behind a proxy that pools connections to
+# the app, set it above the proxy's idle timeout, or the proxy may send a request on a
+# connection the worker is closing (a 502).
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+# Recycling bounds a leak; a restart costs a worker's boot (1-5 s of CPU, the worker missing
+# meanwhile). At 2000 requests busy workers restarted every few seconds; RSS stays flat
+# without recycling (92 -> 93 MB over ~57,000 requests per worker, docs/benchmarks.md). One
+# worker restarts at a time (chefops/serving.py).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "2000"))
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +64,7 @@ class Result:
     # Redis is there); the cache-off run of "both" is reported for reference.
     counts_for_target: bool = True
     p95_runs: list[float] = field(default_factory=list)  # every repetition's p95 (--repeat)
+    raw: dict[str, float] = field(default_factory=dict)  # wrk's figures as reported (load_wrk)
 
     def hit_ratio(self) -> str:
         if self.cache_hits is None or self.cache_misses is None:
@@ -95,7 +97,12 @@ class Result:
 
 
 def server_env(
-    db_url: str, port: int, *, redis_url: str = "", read_cache_seconds: int = 0
+    db_url: str,
+    port: int,
+    *,
+    redis_url: str = "",
+    read_cache_seconds: int = 0,
+    cache_prefix: str = "",
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -117,6 +124,9 @@ def server_env(
     env.pop("REDIS_URL", None)
     if redis_url:
         env["REDIS_URL"] = redis_url
+        # Keys of this run only: the Redis database may be shared (another benchmark, a
+        # developer's server), so it is never flushed; see cache_prefix().
+        env["CACHE_KEY_PREFIX"] = cache_prefix or bench_cache_prefix("http")
     env["READ_CACHE_SECONDS"] = str(read_cache_seconds)
     # The principal cache (companies/principals.py) is on whenever Redis is, as in production:
     # the "read cache off" run measures reads that all miss the read cache.
@@ -124,11 +134,19 @@ def server_env(
     return env
 
 
-def flush_redis(redis_url: str) -> None:
-    """Empty the benchmark's own Redis database: every mode starts with a cold cache."""
-    import redis
+def bench_cache_prefix(label: str) -> str:
+    """A Django cache key prefix no other process uses: a fresh one starts a cold cache, and
+    clear_cache_prefix() removes exactly its keys (never FLUSHDB on a shared database)."""
+    return f"chefops-bench-{label}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
-    redis.Redis.from_url(redis_url).flushdb()
+
+def clear_cache_prefix(redis_url: str, prefix: str) -> None:
+    """Delete the keys the server wrote under ``prefix`` (chefops.cache.ChefOpsRedisCache.clear:
+    SCAN + UNLINK of that prefix only)."""
+    sys.path.insert(0, str(ROOT))
+    from chefops.cache import ChefOpsRedisCache
+
+    ChefOpsRedisCache(redis_url, {"KEY_PREFIX": prefix}).clear()
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> str:
@@ -416,9 +434,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     "%(mark)s{\\"requests\\": %%.0f, \\"duration_us\\": %%.0f, \\"non2xx\\": %%.0f, "
       .. "\\"connect\\": %%.0f, \\"read\\": %%.0f, \\"write\\": %%.0f, \\"timeout\\": %%.0f, "
-      .. "\\"p50_us\\": %%.0f, \\"p95_us\\": %%.0f, \\"p99_us\\": %%.0f}\\n",
+      .. "\\"p50_us\\": %%.0f, \\"p95_us\\": %%.0f, \\"p99_us\\": %%.0f, \\"max_us\\": %%.0f}\\n",
     summary.requests, summary.duration, bad, e.connect, e.read, e.write, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
 end
 """
 
@@ -449,14 +467,17 @@ def load_wrk(
     *,
     concurrency: int,
     duration: float,
+    timeout_s: float | None = None,
 ) -> Result:
-    """One wrk run; wrk takes whole seconds and has no request cap (it keeps a histogram)."""
+    """One wrk run; wrk takes whole seconds and has no request cap (it keeps a histogram).
+    ``timeout_s``: a request unanswered this long counts as a timeout (wrk's default: 2 s)."""
     seconds = max(1, round(duration))
     cmd = [
         exe,
         f"-t{wrk_threads(concurrency)}",
         f"-c{concurrency}",
         f"-d{seconds}s",
+        *([f"--timeout={timeout_s:g}s"] if timeout_s else []),
         "--latency",
         "-s",
         str(script),
@@ -480,6 +501,7 @@ def load_wrk(
         requests=int(data["requests"]),
         percentiles_ms={p: data[f"p{p}_us"] / 1000 for p in (50, 95, 99)},
         error_detail=detail,
+        raw=data,
     )
 
 
@@ -738,7 +760,8 @@ def main() -> None:
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        help="Redis database the server uses (flushed per mode); '' to run without Redis",
+        help="Redis database the server uses (its keys under a prefix of this run, removed "
+        "afterwards; never flushed); '' to run without Redis",
     )
     parser.add_argument(
         "--read-cache",
@@ -854,16 +877,21 @@ def main() -> None:
             label = " [read cache on]" if read_cache_seconds else ""
             if len(modes) > 1 and not read_cache_seconds:
                 label = " [read cache off]"
+            # A prefix of its own per mode: each mode starts with a cold cache.
+            prefix = bench_cache_prefix("http")
             mode_env = server_env(
                 args.db_url,
                 args.port,
                 redis_url=args.redis_url,
                 read_cache_seconds=read_cache_seconds,
+                cache_prefix=prefix,
             )
-            if args.redis_url:
-                flush_redis(args.redis_url)
             print(f"--- server with READ_CACHE_SECONDS={read_cache_seconds}", flush=True)
-            results += run_endpoints(mode_env, endpoints, label, measure, scripts, driver, args)
+            try:
+                results += run_endpoints(mode_env, endpoints, label, measure, scripts, driver, args)
+            finally:
+                if args.redis_url:
+                    clear_cache_prefix(args.redis_url, prefix)
             ctx["rss"] = RSS[-1] if RSS else None
     finally:
         scripts.cleanup()

@@ -283,6 +283,7 @@ GUNICORN: dict[str, Check] = {
     "WEB_CONCURRENCY": Check("5", "gunicorn_cfg().workers", 5),
     "GUNICORN_THREADS": Check("6", "gunicorn_cfg().threads", 6),
     "GUNICORN_WORKER_CONNECTIONS": Check("11", "gunicorn_cfg().worker_connections", 11),
+    "GUNICORN_KEEPALIVE": Check("17", "gunicorn_cfg().keepalive", 17),
     "GUNICORN_TIMEOUT": Check("45", "gunicorn_cfg().timeout", 45),
     "GUNICORN_MAX_REQUESTS": Check("999", "gunicorn_cfg().max_requests", 999),
     "GUNICORN_MAX_REQUESTS_JITTER": Check("33", "gunicorn_cfg().max_requests_jitter", 33),
@@ -456,6 +457,8 @@ def test_gunicorn_reads_the_dotenv_file_like_the_settings(tmp_path: Path) -> Non
     """README: a .env file in the project root is read. gunicorn.conf.py runs before Django
     does, so it reads the file itself; the environment still wins over the file."""
     shutil.copy(ROOT / "gunicorn.conf.py", tmp_path / "gunicorn.conf.py")
+    (tmp_path / "chefops").mkdir()  # the worker class it loads by path
+    shutil.copy(ROOT / "chefops" / "serving.py", tmp_path / "chefops" / "serving.py")
     (tmp_path / ".env").write_text("PORT=8766\nGUNICORN_THREADS=9\n", encoding="utf-8")
     env = _probe_env({"GUNICORN_THREADS": "5"})
     expressions = {"bind": "gunicorn_cfg().bind", "threads": "gunicorn_cfg().threads"}
