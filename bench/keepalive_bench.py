@@ -143,18 +143,18 @@ def production_env(args: argparse.Namespace, prefix: str) -> dict[str, str]:
 
 
 def caterer_token(args: argparse.Namespace) -> str:
-    """An access token of the first caterer, signed with the server's key (this process runs
-    Django in development mode against the same database)."""
+    """An access token of a new session of the first caterer, signed with the server's key
+    (this process runs Django in development mode against the same database)."""
     env = server_env(args.db_url, 0)
     os.environ["SECRET_KEY"] = args.secret_key
     os.environ.pop("JWT_SECRET", None)
     django_setup(env)
-    from companies.authentication import access_token_for
+    from chefops.testing.cast import session_access_token
     from companies.models import User
     from servicedays.management.commands.bench_data import catering_email
 
     user = User.objects.select_related("company").get(email=catering_email(0))
-    return access_token_for(user)
+    return session_access_token(user)  # access tokens live only with their session
 
 
 def proc_children(pid: int) -> list[int]:

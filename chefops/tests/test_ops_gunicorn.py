@@ -102,8 +102,8 @@ def test_master_start_wipes_old_metric_files(server: Server) -> None:
 def test_metrics_sum_the_counts_of_both_workers(server: Server) -> None:
     before = server.health_count()
     sent = 0
-    # urllib opens a new connection per request; 8 at once are more than one worker holds
-    # (GUNICORN_THREADS + 2), so they spread over both workers.
+    # urllib opens a new connection per request; 8 at once spread over both workers (a worker
+    # accepts only while no sibling holds fewer connections, chefops/serving.py).
     deadline = time.monotonic() + 120
     with ThreadPoolExecutor(max_workers=8) as pool:
         while time.monotonic() < deadline:
