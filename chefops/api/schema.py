@@ -91,6 +91,18 @@ def _refuses_members(permission: Any, view: Any, method: str) -> bool:
     return isinstance(permission, permissions._CompanyTypePermission)
 
 
+# What PagePagination.get_paginated_response adds to a page (the body stays an array).
+LIST_HEADERS = {
+    "X-Total-Count": {
+        "description": "Items in the whole list (every page).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "Link": {
+        "description": 'RFC 8288 links to the first, prev, next and last pages (rel="...").',
+        "schema": {"type": "string"},
+    },
+}
+
 # drf-spectacular's order of an operation's keys (parameters before the responses).
 _KEY_ORDER = (
     "operationId",
@@ -130,6 +142,7 @@ class AutoSchema(SpectacularAutoSchema):
                 for p in PagePagination().get_schema_operation_parameters(self.view)
                 if p["name"] not in names
             )
+            operation["responses"]["200"]["headers"] = LIST_HEADERS
         if not parameters:
             del operation["parameters"]
         # One requirement per operation (the authentication extension registers the scheme).
