@@ -47,6 +47,9 @@ class ServiceDayRangeQuery(StrictSerializer):
 
 
 class GenerateInput(StrictSerializer):
+    """fromDate..toDate, both included, at most 366 days; only the contract's weekdays inside
+    its start and end dates are created, days that exist are left alone."""
+
     from_date = DateInput()
     to_date = DateInput()
 
