@@ -79,7 +79,6 @@ CONTRACT, PAUSED_CONTRACT, FOREIGN_CONTRACT = _id(11), _id(12), _id(13)
 # (expected can be confirmed); one of the foreign contract.
 DAYS = {_id(21): -1, _id(22): 0, _id(23): 7, _id(25): 14}
 FOREIGN_DAY = _id(24)
-# ADMIN, MANAGER, EMPLOYEE of each company, in the order of COMPANIES.
 COMPANIES = {
     CATERING: "CATERING",
     CLIENT: "CLIENT",
@@ -87,6 +86,7 @@ COMPANIES = {
     OTHER_CLIENT: "CLIENT",
 }
 ROLES = ("ADMIN", "MANAGER", "EMPLOYEE")
+# An ADMIN, a MANAGER and an EMPLOYEE of each company: _id(100 + 10 * company + role).
 USERS = {
     _id(100 + 10 * c + r): (company, role)
     for c, company in enumerate(COMPANIES)
@@ -107,7 +107,7 @@ CONFIG = schemathesis.Config.from_dict(
             "max-examples": MAX_EXAMPLES,
             "deterministic": True,
             "database": "none",
-            # The fuzzer signs in as the users above (see `_who`), not with generated tokens.
+            # The fuzzer signs in as the users of the data (CALLERS), not with generated tokens.
             "with-security-parameters": False,
         },
         "phases": {"examples": {"enabled": False}, "stateful": {"enabled": False}},
