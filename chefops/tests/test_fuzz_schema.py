@@ -58,10 +58,11 @@ if django_settings.TEST_STATE_DIR is not None:
     set_hypothesis_home_dir(django_settings.TEST_STATE_DIR / "hypothesis")
 
 # Generated examples per operation and generation mode; the coverage phase's boundary cases
-# come on top. 20 keeps the test under a minute on a quiet 2-core machine and under 3 minutes
-# on a busy one (CI runs the PostgreSQL and SQLite suites at once under a CPU hog).
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
-SEED = 20260304
+# come on top. 15 keeps the test near a minute on a quiet 2-core machine and under 3 minutes
+# on a busy one (CI runs the PostgreSQL and SQLite suites at once under a CPU hog; 20 took
+# 3 min 8 s there with coverage). Raise it, or change the seed, to hunt for more.
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "15"))
+SEED = int(os.environ.get("FUZZ_SEED", "20260304"))
 
 # The instant the clock stands at while the fuzzer runs (a Wednesday, 10:00 UTC).
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
