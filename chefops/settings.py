@@ -296,7 +296,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PARSER_CLASSES": ["chefops.api.parsers.CamelCaseJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "chefops.api.pagination.PagePagination",
     "EXCEPTION_HANDLER": "chefops.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "chefops.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": False,
     "DEFAULT_THROTTLE_RATES": {},
@@ -316,6 +316,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
+        # The error schemas and responses that chefops.api.schema.AutoSchema refers to.
+        "chefops.api.schema.add_error_components",
     ],
     "SCHEMA_PATH_PREFIX": "/api",
     # Three models have a `status` enum; name each so the schema has no collisions.
@@ -324,12 +326,8 @@ SPECTACULAR_SETTINGS = {
         "ServiceDayStatusEnum": "servicedays.models.ServiceDayStatus",
         "CompanyStatusValuesEnum": [("ACTIVE", "ACTIVE"), ("INACTIVE", "INACTIVE")],
     },
-    "SECURITY": [{"bearerAuth": []}],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-        }
-    },
+    # No "SECURITY" here: the JWT authentication's extension (companies/schema.py) already
+    # puts one bearerAuth requirement on each authenticated operation and registers the scheme.
 }
 
 ACCESS_TOKEN_MINUTES = env.int("ACCESS_TOKEN_MINUTES", default=15)

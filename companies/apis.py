@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny, BasePermission
@@ -20,6 +20,7 @@ from chefops.api.errors import error_body
 from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
 from chefops.api.permissions import ADMINS, IsCompanyMember, RolesByMethod
+from chefops.api.schema import errors
 from chefops.api.serializers import StrictSerializer, validated_body
 from chefops.demo import run_seeders
 from companies import selectors, services
@@ -48,16 +49,6 @@ from companies.serializers import (
 from companies.throttling import AuthIdentityThrottle, AuthIPThrottle
 
 FORGOT_PASSWORD_MESSAGE = "If an account exists with this email, a reset link has been sent"  # noqa: S105 - not a secret
-
-
-class ErrorOutput(serializers.Serializer):
-    message = serializers.JSONField(help_text="A string, or an array of strings for validation.")
-    error = serializers.CharField()
-    status_code = serializers.IntegerField()
-
-
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorOutput) for code in codes}
 
 
 def _actor(request: Request) -> User:
@@ -105,7 +96,7 @@ class LoginApi(AuthThrottledApi):
         tags=["auth"],
         auth=[],
         request=LoginInput,
-        responses={200: TokensOutput, **_errors(400, 401, 429)},
+        responses={200: TokensOutput, **errors(401)},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(LoginInput, request)
@@ -125,7 +116,7 @@ class RefreshApi(AuthThrottledApi):
         tags=["auth"],
         auth=[],
         request=RefreshTokenInput,
-        responses={200: TokensOutput, **_errors(400, 401, 429)},
+        responses={200: TokensOutput, **errors(401)},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(RefreshTokenInput, request)
@@ -138,7 +129,7 @@ class LogoutApi(APIView):
     @extend_schema(
         tags=["auth"],
         request=RefreshTokenInput,
-        responses={200: MessageOutput, **_errors(400, 401)},
+        responses={200: MessageOutput},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(RefreshTokenInput, request)
@@ -152,7 +143,7 @@ class ChangePasswordApi(APIView):
     @extend_schema(
         tags=["auth"],
         request=ChangePasswordInput,
-        responses={200: MessageOutput, **_errors(400, 401)},
+        responses={200: MessageOutput, **errors(401)},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(ChangePasswordInput, request)
@@ -168,7 +159,7 @@ class ForgotPasswordApi(AuthThrottledApi):
         tags=["auth"],
         auth=[],
         request=ForgotPasswordInput,
-        responses={200: MessageOutput, **_errors(400, 429)},
+        responses={200: MessageOutput},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(ForgotPasswordInput, request)
@@ -184,7 +175,7 @@ class ResetPasswordApi(AuthThrottledApi):
         tags=["auth"],
         auth=[],
         request=ResetPasswordInput,
-        responses={200: MessageOutput, **_errors(400, 429)},
+        responses={200: MessageOutput},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(ResetPasswordInput, request)
@@ -199,7 +190,7 @@ class SessionStatusApi(APIView):
     permission_classes = [IsCompanyMember]
     throttle_classes: list[Any] = []
 
-    @extend_schema(tags=["auth"], responses={200: SessionStatusOutput, **_errors(401)})
+    @extend_schema(tags=["auth"], responses={200: SessionStatusOutput})
     def get(self, request: Request) -> Response:
         user = _actor(request)
         return Response(
@@ -273,7 +264,7 @@ class CateringCollectionApi(_CompanyCollectionApi):
     @extend_schema(
         tags=["caterings"],
         parameters=LIST_PARAMETERS,
-        responses={200: CateringOutput(many=True), **_errors(400, 401)},
+        responses={200: CateringOutput(many=True)},
     )
     def get(self, request: Request) -> Response:
         return self.list(request)
@@ -282,7 +273,7 @@ class CateringCollectionApi(_CompanyCollectionApi):
         tags=["caterings"],
         auth=[],
         request=CateringCreateInput,
-        responses={201: CateringOutput, **_errors(400, 409, 429)},
+        responses={201: CateringOutput, **errors(409)},
     )
     def post(self, request: Request) -> Response:
         return self.register(request)
@@ -296,7 +287,7 @@ class ClientCollectionApi(_CompanyCollectionApi):
     @extend_schema(
         tags=["clients"],
         parameters=LIST_PARAMETERS,
-        responses={200: ClientOutput(many=True), **_errors(400, 401)},
+        responses={200: ClientOutput(many=True)},
     )
     def get(self, request: Request) -> Response:
         return self.list(request)
@@ -305,7 +296,7 @@ class ClientCollectionApi(_CompanyCollectionApi):
         tags=["clients"],
         auth=[],
         request=ClientCreateInput,
-        responses={201: ClientOutput, **_errors(400, 409, 429)},
+        responses={201: ClientOutput, **errors(409)},
     )
     def post(self, request: Request) -> Response:
         return self.register(request)
@@ -348,14 +339,14 @@ class CateringDetailApi(_CompanyDetailApi):
     update_input = CateringUpdateInput
     output = CateringOutput
 
-    @extend_schema(tags=["caterings"], responses={200: CateringOutput, **_errors(400, 401, 404)})
+    @extend_schema(tags=["caterings"], responses={200: CateringOutput})
     def get(self, request: Request, company_id: str) -> Response:
         return self.retrieve(request, company_id)
 
     @extend_schema(
         tags=["caterings"],
         request=CateringUpdateInput,
-        responses={200: CateringOutput, **_errors(400, 401, 403, 404, 409)},
+        responses={200: CateringOutput, **errors(409)},
     )
     def patch(self, request: Request, company_id: str) -> Response:
         return self.update(request, company_id)
@@ -363,7 +354,7 @@ class CateringDetailApi(_CompanyDetailApi):
     @extend_schema(
         tags=["caterings"],
         description="Soft delete: INACTIVE with deletedAt; restorable for 30 days.",
-        responses={200: CateringOutput, **_errors(400, 401, 403, 404)},
+        responses={200: CateringOutput},
     )
     def delete(self, request: Request, company_id: str) -> Response:
         return self.destroy(request, company_id)
@@ -374,14 +365,14 @@ class ClientDetailApi(_CompanyDetailApi):
     update_input = ClientUpdateInput
     output = ClientOutput
 
-    @extend_schema(tags=["clients"], responses={200: ClientOutput, **_errors(400, 401, 404)})
+    @extend_schema(tags=["clients"], responses={200: ClientOutput})
     def get(self, request: Request, company_id: str) -> Response:
         return self.retrieve(request, company_id)
 
     @extend_schema(
         tags=["clients"],
         request=ClientUpdateInput,
-        responses={200: ClientOutput, **_errors(400, 401, 403, 404, 409)},
+        responses={200: ClientOutput, **errors(409)},
     )
     def patch(self, request: Request, company_id: str) -> Response:
         return self.update(request, company_id)
@@ -389,7 +380,7 @@ class ClientDetailApi(_CompanyDetailApi):
     @extend_schema(
         tags=["clients"],
         description="Soft delete: INACTIVE with deletedAt; restorable for 30 days.",
-        responses={200: ClientOutput, **_errors(400, 401, 403, 404)},
+        responses={200: ClientOutput},
     )
     def delete(self, request: Request, company_id: str) -> Response:
         return self.destroy(request, company_id)
@@ -402,7 +393,7 @@ class UserCollectionApi(APIView):
     permission_classes = [RolesByMethod]
     roles_by_method = {"POST": ADMINS}
 
-    @extend_schema(tags=["users"], responses={200: UserOutput(many=True), **_errors(400, 401)})
+    @extend_schema(tags=["users"], responses={200: UserOutput(many=True)})
     def get(self, request: Request) -> Response:
         paginator = PagePagination()
         page = paginator.paginate_queryset(selectors.user_list(actor=_actor(request)), request)
@@ -412,7 +403,7 @@ class UserCollectionApi(APIView):
         tags=["users"],
         description="Invites a user of the caller's company; the e-mail link sets the password.",
         request=UserCreateInput,
-        responses={201: UserOutput, **_errors(400, 401, 403, 409)},
+        responses={201: UserOutput, **errors(409)},
     )
     def post(self, request: Request) -> Response:
         data = validated_body(UserCreateInput, request)
@@ -424,7 +415,7 @@ class UserDetailApi(APIView):
     permission_classes = [RolesByMethod]
     roles_by_method = {"PATCH": ADMINS, "DELETE": ADMINS}
 
-    @extend_schema(tags=["users"], responses={200: UserOutput, **_errors(400, 401, 404)})
+    @extend_schema(tags=["users"], responses={200: UserOutput})
     def get(self, request: Request, user_id: str) -> Response:
         user = selectors.user_get(actor=_actor(request), user_id=parse_path_uuid(user_id))
         return Response(UserOutput(user).data)
@@ -432,7 +423,7 @@ class UserDetailApi(APIView):
     @extend_schema(
         tags=["users"],
         request=UserUpdateInput,
-        responses={200: UserOutput, **_errors(400, 401, 403, 404, 409)},
+        responses={200: UserOutput, **errors(409)},
     )
     def patch(self, request: Request, user_id: str) -> Response:
         pk = parse_path_uuid(user_id)
@@ -440,7 +431,7 @@ class UserDetailApi(APIView):
         user = services.user_update(actor=_actor(request), user_id=pk, data=data)
         return Response(UserOutput(user).data)
 
-    @extend_schema(tags=["users"], responses={200: MessageOutput, **_errors(400, 401, 403, 404)})
+    @extend_schema(tags=["users"], responses={200: MessageOutput})
     def delete(self, request: Request, user_id: str) -> Response:
         services.user_delete(actor=_actor(request), user_id=parse_path_uuid(user_id))
         return Response({"message": "User deleted successfully"})
@@ -455,7 +446,7 @@ class SeedApi(PublicApi):
         auth=[],
         request=None,
         description="Wipes and reloads the demo data. Exists only when DEMO_SEED_ENABLED.",
-        responses={201: SeedOutput, **_errors(404)},
+        responses={201: SeedOutput, **errors(404)},
     )
     def post(self, request: Request) -> Response:
         if not settings.DEMO_SEED_ENABLED:

@@ -18,38 +18,53 @@ from drf_spectacular.types import OpenApiTypes
 
 from chefops.api import fields
 
+# fields.EmailField refuses longer addresses (RFC 5321's limit).
+EMAIL_MAX_LENGTH = 254
+
 
 def _schema_for(field: Any) -> dict[str, Any]:
+    """The JSON schema of what ``field`` accepts: the same bounds its checks apply, so a value
+    the schema allows is not refused for its own sake (rules across fields aside)."""
     if isinstance(field, fields.EmailField):
-        return {"type": "string", "format": "email"}
+        return {"type": "string", "format": "email", "maxLength": EMAIL_MAX_LENGTH}
     if isinstance(field, fields.StringField):
         schema: dict[str, Any] = {"type": "string"}
-        if field.min_length is not None:
-            schema["minLength"] = field.min_length
+        min_length = max(field.min_length or 0, 1 if field.not_empty else 0)
+        if min_length:
+            schema["minLength"] = min_length
         if field.max_length is not None:
             schema["maxLength"] = field.max_length
         return schema
     if isinstance(field, fields.IntegerField):
-        schema = {"type": "integer"}
-        if field.min_value is not None:
-            schema["minimum"] = field.min_value
-        if field.max_value is not None:
-            schema["maximum"] = field.max_value
-        return schema
+        # Without a bound of its own, the range of the `integer` column applies.
+        return {
+            "type": "integer",
+            "minimum": fields.DB_INT_MIN if field.min_value is None else field.min_value,
+            "maximum": fields.DB_INT_MAX if field.max_value is None else field.max_value,
+        }
     if isinstance(field, fields.MoneyField):
-        return {"type": "number", "minimum": field.min_value}
+        return {
+            "type": "number",
+            "minimum": field.min_value,
+            "maximum": float(fields.MAX_MONEY),
+            "description": "Rounded half-up to cents.",
+        }
     if isinstance(field, fields.ChoiceField):
         return {"type": "string", "enum": list(field.choice_values)}
     if isinstance(field, fields.UUIDField):
         return {"type": "string", "format": "uuid"}
     if isinstance(field, fields.IsoDateField):
-        return {"type": "string", "format": "date"}
+        return {
+            "type": "string",
+            "format": "date",
+            "description": "YYYY-MM-DD, or an ISO 8601 date-time (its UTC date counts).",
+        }
     if isinstance(field, fields.IntArrayField):
-        item: dict[str, Any] = {"type": "integer"}
-        if field.min_value is not None:
-            item["minimum"] = field.min_value
-        if field.max_value is not None:
-            item["maximum"] = field.max_value
+        item: dict[str, Any] = {
+            "type": "integer",
+            "minimum": fields.DB_INT_MIN if field.min_value is None else field.min_value,
+            "maximum": fields.DB_INT_MAX if field.max_value is None else field.max_value,
+        }
         array = build_array_type(item)
         if field.min_size is not None:
             array["minItems"] = field.min_size

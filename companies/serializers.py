@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -202,7 +201,8 @@ def _profile(company: Any, attribute: str) -> Any:
 class CateringOutput(_CompanyOutput):
     daily_capacity = serializers.SerializerMethodField()
 
-    @extend_schema_field(OpenApiTypes.INT)
+    # null for a company created in the admin without its profile.
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_daily_capacity(self, company: Any) -> int | None:
         profile = _profile(company, "catering_profile")
         return profile.daily_capacity if profile else None

@@ -16,6 +16,7 @@ from chefops.api.cachedviews import CachedReadView
 from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
 from chefops.api.permissions import MANAGERS, IsClientCompany, IsCompanyMember, require_role
+from chefops.api.schema import errors
 from chefops.api.serializers import validated_body
 from companies.models import Company, User
 from contracts import selectors, services
@@ -25,17 +26,6 @@ from contracts.serializers import ContractCreateInput, ContractListQuery, Contra
 CONTRACT_ID_PARAM = OpenApiParameter(
     "contract_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Contract id."
 )
-PAGING_PARAMS = [
-    OpenApiParameter(
-        "page", OpenApiTypes.INT, OpenApiParameter.QUERY, description="Page number, from 1."
-    ),
-    OpenApiParameter(
-        "limit",
-        OpenApiTypes.INT,
-        OpenApiParameter.QUERY,
-        description="Items per page (default 100, max 500).",
-    ),
-]
 
 
 def acting_user(request: Request) -> User:
@@ -67,7 +57,6 @@ class ContractListCreateApi(CachedReadView):
                 enum=ContractStatus.values,
                 description="Only contracts in this status (default: every status).",
             ),
-            *PAGING_PARAMS,
         ],
         responses={200: ContractOutput(many=True)},
     )
@@ -97,7 +86,8 @@ class ContractListCreateApi(CachedReadView):
     @extend_schema(
         operation_id="contracts_create",
         request=ContractCreateInput,
-        responses={201: ContractOutput},
+        # 403: a role below MANAGER, or neither party; 404: an unknown company id in the body.
+        responses={201: ContractOutput, **errors(403, 404, 409)},
     )
     def post(self, request: Request) -> Response:
         user = acting_user(request)
@@ -128,7 +118,7 @@ class ContractDetailApi(APIView):
     @extend_schema(
         operation_id="contracts_retrieve",
         parameters=[CONTRACT_ID_PARAM],
-        responses={200: ContractOutput},
+        responses={200: ContractOutput, **errors(403)},
     )
     def get(self, request: Request, contract_id: str) -> Response:
         contract = selectors.contract_get(
@@ -157,7 +147,9 @@ def _transition_schema(action: str) -> Any:
         operation_id=f"contracts_{action}",
         parameters=[CONTRACT_ID_PARAM],
         request=None,
-        responses={201: ContractOutput},
+        # 400: the transition is not allowed from the contract's status; 409: resuming while
+        # the pair already has an ACTIVE contract.
+        responses={201: ContractOutput, **(errors(409) if action == "resume" else {})},
     )
 
 

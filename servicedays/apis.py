@@ -27,6 +27,7 @@ from chefops.api.pagination import (
     ascii_positive_int,
 )
 from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
+from chefops.api.schema import errors
 from chefops.api.serializers import validated_body, validated_query
 from companies.models import CompanyType, User
 from servicedays import selectors, services
@@ -49,7 +50,10 @@ TAGS = ["service days"]
 
 def _date_param(name: str) -> OpenApiParameter:
     return OpenApiParameter(
-        name, str, required=True, description="YYYY-MM-DD or an ISO 8601 instant (UTC date)"
+        name,
+        OpenApiTypes.DATE,
+        required=True,
+        description="YYYY-MM-DD, or an ISO 8601 instant (its UTC date counts).",
     )
 
 
@@ -96,12 +100,8 @@ class ServiceDayListApi(_ContractReadView):
         parameters=[
             _date_param("from"),
             _date_param("to"),
-            OpenApiParameter("page", int, required=False, description="Page number, from 1"),
-            OpenApiParameter(
-                "limit", int, required=False, description="Items per page (default 100, max 500)"
-            ),
         ],
-        responses={200: ServiceDaySerializer(many=True)},
+        responses={200: ServiceDaySerializer(many=True), **errors(403)},
     )
     def get(self, request: Request, contract_id: str) -> HttpResponse:
         company = _user(request).company
@@ -143,7 +143,7 @@ class ServiceDayGenerateApi(APIView):
         tags=TAGS,
         summary="Create the missing days of [fromDate, toDate] (MANAGER or ADMIN of a party)",
         request=GenerateInput,
-        responses={201: ServiceDaySerializer(many=True)},
+        responses={201: ServiceDaySerializer(many=True), **errors(403)},
     )
     def post(self, request: Request, contract_id: str) -> Response:
         pk = parse_path_uuid(contract_id)
@@ -164,7 +164,7 @@ class ConfirmExpectedApi(APIView):
         tags=TAGS,
         summary="The client confirms the expected quantity before the notice deadline",
         request=ConfirmExpectedInput,
-        responses={201: ServiceDaySerializer},
+        responses={201: ServiceDaySerializer, **errors(403)},
     )
     def post(self, request: Request, service_day_id: str) -> Response:
         user = _user(request)
@@ -184,7 +184,7 @@ class ConfirmServedApi(APIView):
         tags=TAGS,
         summary="The caterer confirms the served quantity on or after the day",
         request=ConfirmServedInput,
-        responses={201: ServiceDaySerializer},
+        responses={201: ServiceDaySerializer, **errors(403)},
     )
     def post(self, request: Request, service_day_id: str) -> Response:
         user = _user(request)
@@ -199,9 +199,12 @@ class ConfirmServedApi(APIView):
 
 WEEK_START_PARAM = OpenApiParameter(
     "weekStart",
-    str,
+    OpenApiTypes.DATE,
     required=True,
-    description="First day of the report (YYYY-MM-DD or an ISO instant); need not be a Monday",
+    description=(
+        "First day of the report (YYYY-MM-DD, or an ISO 8601 instant: the week starts at it); "
+        "need not be a Monday; on or before 9999-12-25 (UTC)."
+    ),
 )
 
 
@@ -212,7 +215,7 @@ class WeeklyReportApi(_ContractReadView):
         tags=["reports"],
         summary="Seven days of a contract from weekStart, with totals and costs",
         parameters=[WEEK_START_PARAM],
-        responses={200: WeeklyReportSerializer},
+        responses={200: WeeklyReportSerializer, **errors(403)},
     )
     def get(self, request: Request, contract_id: str) -> HttpResponse:
         company = _user(request).company
@@ -253,7 +256,7 @@ class WeeklyReportCsvApi(APIView):
         tags=["reports"],
         summary="The weekly report as a CSV download",
         parameters=[WEEK_START_PARAM],
-        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR), **errors(403)},
     )
     def get(self, request: Request, contract_id: str) -> HttpResponse:
         pk = parse_path_uuid(contract_id)

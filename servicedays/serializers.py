@@ -8,8 +8,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chefops.api import fields
@@ -19,20 +17,18 @@ from servicedays.models import ServiceDay, ServiceDayStatus
 from servicedays.selectors import WeeklyReport
 
 # --- Input ------------------------------------------------------------------------------------
-# The shared strict fields carry no OpenAPI type; these thin subclasses give them one.
+# The OpenAPI schema of these fields comes from companies/schema.py (ApiFieldExtension), with
+# the bounds their checks apply (an integer's minimum and the int4 maximum, for instance).
 
 
-@extend_schema_field(OpenApiTypes.DATE)
 class DateInput(fields.IsoDateField):
     pass
 
 
-@extend_schema_field(OpenApiTypes.INT)
 class IntInput(fields.IntegerField):
     pass
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class TextInput(fields.StringField):
     pass
 
@@ -51,6 +47,9 @@ class ServiceDayRangeQuery(StrictSerializer):
 
 
 class GenerateInput(StrictSerializer):
+    """fromDate..toDate, both included, at most 366 days; only the contract's weekdays inside
+    its start and end dates are created, days that exist are left alone."""
+
     from_date = DateInput()
     to_date = DateInput()
 
@@ -95,7 +94,6 @@ def _week_fits_calendar(value: Any) -> bool:
     return start is None or start <= LAST_WEEK_START
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class WeekStartField(fields.IsoDateField):
     """Like the original, the week starts at the instant sent (UTC midnight for a plain date);
     the rows are those whose date lies between that instant's UTC date and six days later."""
