@@ -103,25 +103,23 @@ class HealthView(APIView):
         return Response(body, status=200 if ok else 503)
 
 
+READINESS_SCHEMA = inline_serializer(
+    "Readiness",
+    {
+        "status": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "uptime": serializers.FloatField(),
+        "checks": serializers.DictField(child=serializers.CharField()),
+    },
+)
+
+
 class ReadinessView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     throttle_classes: list[Any] = []
 
-    @extend_schema(
-        responses={
-            200: inline_serializer(
-                "Readiness",
-                {
-                    "status": serializers.CharField(),
-                    "timestamp": serializers.DateTimeField(),
-                    "uptime": serializers.FloatField(),
-                    "checks": serializers.DictField(child=serializers.CharField()),
-                },
-            )
-        },
-        auth=[],
-    )
+    @extend_schema(responses={200: READINESS_SCHEMA, 503: READINESS_SCHEMA}, auth=[])
     def get(self, request: Request) -> Response:
         checks = {
             "database": "connected" if database_ok() else "disconnected",

@@ -56,6 +56,7 @@ RESPONSE_NAMES = {
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
     429: "TooManyRequests",
+    503: "ServiceUnavailable",
 }
 # A 401 raised by a service (wrong password, invalid refresh token): the general shape.
 CREDENTIALS_REFUSED = "CredentialsRefused"
@@ -162,7 +163,8 @@ class AutoSchema(SpectacularAutoSchema):
         return schema.get("type") == "array"
 
     def _error_codes(self, operation: dict[str, Any], declared: set[int]) -> set[int]:
-        codes = {400, *declared}
+        # 503: the database is unreachable (every operation reads it, the health probes too).
+        codes = {400, 503, *declared}
         authenticates = bool(self.view.get_authenticators())
         if authenticates:
             codes.add(401)
@@ -182,6 +184,8 @@ class AutoSchema(SpectacularAutoSchema):
         kept = {code: r for code, r in responses.items() if not code.startswith("4")}
         authenticates = bool(self.view.get_authenticators())
         for code in sorted(self._error_codes(operation, declared)):
+            if str(code) in kept:  # the view documents its own (health: its own 503 body)
+                continue
             name = RESPONSE_NAMES[code]
             if code == 401 and 401 in declared:
                 name = UNAUTHORIZED_OR_REFUSED if authenticates else CREDENTIALS_REFUSED
@@ -259,6 +263,11 @@ def _error_responses() -> dict[str, Any]:
         "TooManyRequests": _json(
             error,
             "Rate limited; retry after the seconds in `Retry-After`.",
+            headers={"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+        ),
+        "ServiceUnavailable": _json(
+            error,
+            "The database cannot be reached; retry after the seconds in `Retry-After`.",
             headers={"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
         ),
     }

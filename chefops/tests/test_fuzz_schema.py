@@ -163,7 +163,7 @@ def _build_data() -> dict[str, str]:
         ContractFactory,
         UserFactory,
     )
-    from companies.authentication import access_token_for
+    from chefops.testing.cast import session_access_token
     from servicedays.models import ServiceDay
 
     companies = {}
@@ -175,7 +175,7 @@ def _build_data() -> dict[str, str]:
         user = UserFactory.create(
             id=pk, company=companies[company], role=role, email=f"fuzz.user{n}@example.com"
         )
-        tokens[pk] = access_token_for(user)
+        tokens[pk] = session_access_token(user)
     ContractFactory.create(
         id=CONTRACT,
         catering_company=companies[CATERING],

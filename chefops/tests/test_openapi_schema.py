@@ -183,3 +183,16 @@ def test_real_error_bodies_match_the_documented_shapes(schema: dict[str, Any], c
     )
     assert refused.status_code == 401
     check("/api/auth/login", "post", 401, refused.json())
+
+
+def test_every_operation_documents_the_database_outage(schema: dict[str, Any]) -> None:
+    """503 when the database cannot be reached: the error shape with Retry-After, except the
+    health probes, which answer their own body."""
+    for path, method, operation in _operations(schema):
+        response = _resolve(schema, operation["responses"]["503"])
+        body = response["content"]["application/json"]["schema"]
+        if path.startswith("/api/health"):
+            assert "Health" in body["$ref"] or "Readiness" in body["$ref"], path
+        else:
+            assert body == {"$ref": "#/components/schemas/Error"}, f"{method} {path}"
+            assert "Retry-After" in response["headers"]
