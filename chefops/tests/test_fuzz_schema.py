@@ -157,13 +157,13 @@ def flatmap_body(context: Any, body: Any) -> Any:
 
 def _build_data() -> dict[str, str]:
     """The tenants, contracts and service days; returns an access token per user id."""
+    from chefops.testing.cast import session_access_token
     from chefops.testing.factories import (
         CateringFactory,
         ClientFactory,
         ContractFactory,
         UserFactory,
     )
-    from chefops.testing.cast import session_access_token
     from servicedays.models import ServiceDay
 
     companies = {}
