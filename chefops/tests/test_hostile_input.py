@@ -28,6 +28,7 @@ from chefops.api.parsers import (
     nesting_exceeds,
 )
 from chefops.testing.cast import Cast, session_access_token
+from chefops.testing.http import no_server_errors
 from companies.models import Company, User
 from contracts.models import Contract
 from outbox.models import OutboxEvent
@@ -50,19 +51,8 @@ def _fast_password_hashing(settings: Any) -> None:
 @pytest.fixture(autouse=True)
 def _no_server_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Whatever a test asserts, no request of this module may answer a 5xx."""
-    seen: list[tuple[str, int]] = []
-    original = APIClient.request
-
-    def request(self: APIClient, **kwargs: Any) -> Any:
-        response = original(self, **kwargs)
-        seen.append(
-            (f"{kwargs.get('REQUEST_METHOD')} {kwargs.get('PATH_INFO')}", response.status_code)
-        )
-        return response
-
-    monkeypatch.setattr(APIClient, "request", request)
-    yield
-    assert not [entry for entry in seen if entry[1] >= 500], seen
+    with no_server_errors(monkeypatch):
+        yield
 
 
 def send(

@@ -420,18 +420,7 @@ def test_documented_variables_are_read(group_name: str, tmp_path: Path) -> None:
         )
         expressions = {name: check.observe for name, check in group.checks.items()}
         expressions.update({label: expr for label, (expr, _) in group.extra_checks.items()})
-        result = subprocess.run(
-            [sys.executable, "-c", PROBE, group.mode, json.dumps(expressions)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT_SECONDS,
-            check=False,
-        )
-    lines = [x for x in result.stdout.splitlines() if x.startswith("PROBE-RESULT ")]
-    assert result.returncode == 0 and lines, result.stderr[-3000:]
-    observed = json.loads(lines[-1].removeprefix("PROBE-RESULT "))
+        observed = run_probe(group.mode, expressions, env, ROOT)
 
     expected = {name: _fill(check.expected, subs) for name, check in group.checks.items()}
     expected.update({label: want for label, (_, want) in group.extra_checks.items()})
@@ -441,6 +430,22 @@ def test_documented_variables_are_read(group_name: str, tmp_path: Path) -> None:
         if observed.get(name) != json.loads(json.dumps(want))
     }
     assert not wrong, "not read, or not reaching what uses it:\n" + json.dumps(wrong, indent=1)
+
+
+def run_probe(mode: str, expressions: dict[str, str], env: dict[str, str], cwd: Path) -> Any:
+    """PROBE in a fresh process: {name: observed value} of each expression."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, mode, json.dumps(expressions)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PROBE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    lines = [x for x in result.stdout.splitlines() if x.startswith("PROBE-RESULT ")]
+    assert result.returncode == 0 and lines, result.stderr[-3000:]
+    return json.loads(lines[-1].removeprefix("PROBE-RESULT "))
 
 
 @pytest.mark.django_db
@@ -462,18 +467,7 @@ def test_gunicorn_reads_the_dotenv_file_like_the_settings(tmp_path: Path) -> Non
     (tmp_path / ".env").write_text("PORT=8766\nGUNICORN_THREADS=9\n", encoding="utf-8")
     env = _probe_env({"GUNICORN_THREADS": "5"})
     expressions = {"bind": "gunicorn_cfg().bind", "threads": "gunicorn_cfg().threads"}
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, "gunicorn", json.dumps(expressions)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT_SECONDS,
-        check=False,
-    )
-    lines = [x for x in result.stdout.splitlines() if x.startswith("PROBE-RESULT ")]
-    assert result.returncode == 0 and lines, result.stderr[-3000:]
-    assert json.loads(lines[-1].removeprefix("PROBE-RESULT ")) == {
+    assert run_probe("gunicorn", expressions, env, tmp_path) == {
         "bind": ["0.0.0.0:8766"],
         "threads": 5,
     }
