@@ -9,6 +9,11 @@ Who may act (``actor``):
   (transitions);
 - platform staff (no company, ``is_staff``) through the Django admin: no party or role check;
 - ``None``: trusted internal callers (demo data, maintenance commands).
+
+A contract that becomes ACTIVE (created, or resumed from PAUSED) gets its service days of the
+generation window (today .. today + 7, UTC) right after the commit, by the daily job's code
+for that one contract in a Celery task (``servicedays.tasks.generate_for_contract``), instead
+of at the next midnight. A resume does not fill the paused weeks in: only the window ahead.
 """
 
 from __future__ import annotations
@@ -82,7 +87,8 @@ def contract_create(
     end_date: date | None = None,
     flexible_quantity: bool = True,
 ) -> Contract:
-    """Create an ACTIVE contract with its weekdays and emit ``contract.created``.
+    """Create an ACTIVE contract with its weekdays and emit ``contract.created``; its days of
+    the generation window are generated after the commit.
 
     Check order (reference C4, then the fixes): role → min/max → catering exists, is a
     caterer, is active → client exists, is a client, is active → the caller's company is a
@@ -165,7 +171,16 @@ def contract_create(
             },
             actor=actor,
         )
+        _generate_service_days_after_commit(contract.pk)
     return contract
+
+
+def _generate_service_days_after_commit(contract_id: uuid.UUID) -> None:
+    # servicedays depends on contracts (its models, the daily job): imported at call time so
+    # that contracts never needs servicedays to load.
+    from servicedays.tasks import generate_for_contract_on_commit
+
+    generate_for_contract_on_commit(contract_id)
 
 
 def _contract_transition(
@@ -235,6 +250,8 @@ def _contract_transition(
             payload=payload,
             actor=actor,
         )
+        if becomes_active:
+            _generate_service_days_after_commit(contract.pk)
     return contract
 
 
@@ -244,7 +261,8 @@ def contract_pause(*, contract_id: uuid.UUID, actor: User | None) -> Contract:
 
 
 def contract_resume(*, contract_id: uuid.UUID, actor: User | None) -> Contract:
-    """PAUSED → ACTIVE (409 when the pair already has an ACTIVE contract); ``contract.resumed``."""
+    """PAUSED → ACTIVE (409 when the pair already has an ACTIVE contract); ``contract.resumed``;
+    its days of the generation window are generated after the commit."""
     return _contract_transition(contract_id=contract_id, actor=actor, action=ContractAction.RESUME)
 
 

@@ -4,6 +4,10 @@ Both are set-based on PostgreSQL (one statement, no per-contract loop) and take 
 transaction-level advisory lock so overlapping runs (two beat ticks, a manual run during a
 scheduled one) skip instead of doing the work twice. SQLite has no advisory locks; its
 IMMEDIATE transactions already serialize writers, so there the lock is a no-op.
+
+The generation also has a per-contract entry point (``service_days_generate_for_contracts``):
+the same statement restricted to some contracts, run after a contract is created or resumed
+(servicedays.tasks.generate_for_contract) and by the demo seed.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -85,10 +90,7 @@ def service_days_generate_upcoming(
             logger.info(summary.line())
             return summary
         active = Contract.objects.filter(status=ContractStatus.ACTIVE).count()
-        if connection.vendor == "postgresql":
-            inserted = _generate_postgres(from_date, to_date, now)
-        else:
-            inserted = _generate_batched(from_date, to_date, now)
+        inserted = _generate(from_date, to_date, now)
         if inserted:
             readcache.invalidate_all()
     summary = GenerationSummary(
@@ -98,11 +100,69 @@ def service_days_generate_upcoming(
     return summary
 
 
-def _generate_postgres(from_date: date, to_date: date, now: datetime) -> int:
-    """One INSERT … SELECT over contracts x weekdays x the window's dates."""
+def service_days_generate_for_contracts(
+    contract_ids: Iterable[uuid.UUID],
+    *,
+    days: int = DEFAULT_GENERATION_DAYS,
+    now: datetime | None = None,
+) -> int:
+    """The daily generation restricted to these contracts (those of them that are ACTIVE):
+    their days of today .. today + ``days`` (UTC), at once instead of at the next midnight.
+
+    Returns how many days were inserted. No advisory lock: it is insert-if-absent on the
+    unique (contract, service_date), so it may overlap the daily job or the on-demand API,
+    and every writer inserts in (contract, date) order, so overlapping writers wait for each
+    other instead of deadlocking.
+    """
+    started = time.monotonic()
+    wanted = sorted(set(contract_ids))
+    now = now or timezone.now()
+    from_date = rules.utc_today(now)
+    to_date = from_date + timedelta(days=days)
+    if not wanted:
+        return 0
+    with transaction.atomic():
+        inserted = _generate(from_date, to_date, now, wanted)
+        if inserted:
+            parties = Contract.objects.filter(pk__in=wanted).values_list(
+                "catering_company_id", "client_company_id"
+            )
+            # A set-based write sends no signal: these contracts' ranges and reports and
+            # their parties' finance metrics are stale once it commits.
+            readcache.invalidate_service_days(wanted, {c for pair in parties for c in pair})
+    # DEBUG: the task's own result line says it (and the demo seed stays quiet).
+    logger.debug(
+        "generate_service_days for %d contracts: %d service days inserted, window %s..%s, %d ms",
+        len(wanted),
+        inserted,
+        from_date.isoformat(),
+        to_date.isoformat(),
+        int((time.monotonic() - started) * 1000),
+    )
+    return inserted
+
+
+def _generate(
+    from_date: date, to_date: date, now: datetime, contract_ids: list[uuid.UUID] | None = None
+) -> int:
+    if connection.vendor == "postgresql":
+        return _generate_postgres(from_date, to_date, now, contract_ids)
+    return _generate_batched(from_date, to_date, now, contract_ids)
+
+
+def _generate_postgres(
+    from_date: date, to_date: date, now: datetime, contract_ids: list[uuid.UUID] | None
+) -> int:
+    """One INSERT … SELECT over contracts x weekdays x the window's dates.
+
+    Rows go in in (contract, date) order, the order of every other writer of new days (the
+    per-contract entry point, the on-demand API): two writers that overlap on a contract's
+    days then wait on each other's rows in the same order and cannot deadlock.
+    """
     day = ServiceDay._meta.db_table
     contract = Contract._meta.db_table
     weekday = ContractWeekday._meta.db_table
+    only = "" if contract_ids is None else "AND c.id = ANY(%(ids)s)"
     # Date + integer arithmetic and isodow of a plain date: no time zone is involved anywhere.
     sql = f"""
         INSERT INTO {day} (id, contract_id, service_date, status, created_at, updated_at)
@@ -116,6 +176,8 @@ def _generate_postgres(from_date: date, to_date: date, now: datetime) -> int:
         WHERE c.status = %(active)s
           AND d.service_date >= c.start_date
           AND (c.end_date IS NULL OR d.service_date <= c.end_date)
+          {only}
+        ORDER BY c.id, d.service_date
         ON CONFLICT (contract_id, service_date) DO NOTHING
     """  # noqa: S608 - table names come from model metadata, values are parameters
     with connection.cursor() as cursor:
@@ -127,24 +189,28 @@ def _generate_postgres(from_date: date, to_date: date, now: datetime) -> int:
                 "now": now,
                 "from": from_date,
                 "span": (to_date - from_date).days,
+                "ids": contract_ids,
             },
         )
         return max(cursor.rowcount, 0)
 
 
-def _generate_batched(from_date: date, to_date: date, now: datetime) -> int:
+def _generate_batched(
+    from_date: date, to_date: date, now: datetime, contract_ids: list[uuid.UUID] | None
+) -> int:
     """Portable path (SQLite): two reads, then batched insert-if-absent."""
-    contracts = list(
-        Contract.objects.filter(status=ContractStatus.ACTIVE).values_list(
-            "id", "start_date", "end_date"
-        )
-    )
+    active = Contract.objects.filter(status=ContractStatus.ACTIVE)
+    if contract_ids is not None:
+        active = active.filter(pk__in=contract_ids)
+    contracts = list(active.values_list("id", "start_date", "end_date"))
     weekdays: dict[uuid.UUID, list[int]] = defaultdict(list)
-    for contract_id, dow in ContractWeekday.objects.filter(
-        contract__status=ContractStatus.ACTIVE
-    ).values_list("contract_id", "day_of_week"):
+    for contract_id, dow in ContractWeekday.objects.filter(contract__in=active).values_list(
+        "contract_id", "day_of_week"
+    ):
         weekdays[contract_id].append(dow)
     window = ServiceDay.objects.filter(service_date__gte=from_date, service_date__lte=to_date)
+    if contract_ids is not None:
+        window = window.filter(contract_id__in=contract_ids)
     before = window.count()
     rows = [
         ServiceDay(contract_id=cid, service_date=d, created_at=now, updated_at=now)

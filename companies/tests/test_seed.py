@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from io import StringIO
 from typing import Any
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -14,6 +16,7 @@ from companies.demo import DEMO_PASSWORD
 from companies.models import Company, Role, User
 from companies.tests.utils import error, login, post
 from contracts.models import Contract
+from outbox.models import OutboxEvent
 from servicedays.models import ServiceDay
 
 pytestmark = pytest.mark.django_db
@@ -36,9 +39,11 @@ def test_seed_api_wipes_and_loads_the_demo_set(cast: Any, settings: Any) -> None
         catering_company=cast.catering.company, client_company=cast.client.company
     )
     staff = User.objects.create_superuser("ops@example.com", "ops-password-1")
+    events_before = list(OutboxEvent.objects.values_list("pk", flat=True))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer stale")  # public: a stale header is ignored
-    res = post(client, "/api/seed")
+    with time_machine.travel(datetime(2026, 11, 26, 10, tzinfo=UTC), tick=False):
+        res = post(client, "/api/seed")
     assert res.status_code == 201
     body = res.json()
     assert body["message"] == "Database seeded successfully"
@@ -65,10 +70,13 @@ def test_seed_api_wipes_and_loads_the_demo_set(cast: Any, settings: Any) -> None
         },
     ]
     assert Company.objects.count() == 7
-    # The cast's contract was wiped; the demo set is the reference's 5 contracts and 30 days.
+    # The cast's contract was wiped; the demo set is the reference's 5 contracts and their
+    # days from Oct 1 (the previous month) to Dec 10 (today + 14): 30 Mon/Wed/Fri, 51
+    # weekdays, 21 Tue/Thu and 51 weekdays, and the paused one's 4 days before Oct 12.
     assert Contract.objects.count() == 5
     assert not Contract.objects.filter(client_company=cast.client.company).exists()
-    assert ServiceDay.objects.count() == 30
+    assert ServiceDay.objects.count() == 30 + 51 + 21 + 51 + 4
+    assert not OutboxEvent.objects.exclude(pk__in=events_before).exists()  # nobody is e-mailed
     assert User.objects.filter(pk=staff.pk).exists()  # platform staff survive a seed
     assert User.objects.filter(company__isnull=False).count() == 21
     assert Company.objects.get(email="sabores@example.com").tax_id == "30-89876543-2"

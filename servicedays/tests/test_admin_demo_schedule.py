@@ -47,7 +47,8 @@ def test_admin_changelist_filters_and_search(staff_client: Any, contract: Any) -
         assert name in readonly
 
 
-def test_demo_seed_two_weeks_deterministic(cast: Any) -> None:
+def test_demo_seed_keeps_to_the_contracts_it_finds(cast: Any) -> None:
+    """The seeder reads each demo contract's own terms: here they started ten days ago."""
     # the cast already holds delicias, sabores, techcorp and startup
     companies = {
         "delicias": cast.catering.company,
@@ -65,10 +66,13 @@ def test_demo_seed_two_weeks_deterministic(cast: Any) -> None:
         ("chef", "consultora", 30, 30, 24, [1, 2, 3, 4, 5], ContractStatus.ACTIVE),
         ("sabores", "techcorp", 15, 60, 24, [1, 3, 5], ContractStatus.PAUSED),
     ]
+    today = date(2026, 11, 26)  # a Thursday
+    start = date(2026, 11, 16)
     contracts = [
         ContractFactory.create(
             catering_company=companies[cat],
             client_company=companies[cli],
+            start_date=start,
             min_daily_quantity=lo,
             max_daily_quantity=hi,
             notice_period_hours=notice,
@@ -77,43 +81,43 @@ def test_demo_seed_two_weeks_deterministic(cast: Any) -> None:
         )
         for cat, cli, lo, hi, notice, days, status in specs
     ]
-    today = date(2026, 11, 26)  # a Thursday: Mon 23 .. Sun Dec 6
     summary = seed(today=today)
-    assert summary.startswith("service days: 30 for 4 demo contracts, 2026-11-23..2026-12-06")
+    # From the start (Mon 16) to today + 14 (Thu Dec 10): 11 + 19 + 8 + 19 days.
+    assert summary.startswith("service days: 57 for 5 demo contracts, 2026-11-16..2026-12-10")
     rows = list(ServiceDay.objects.select_related("contract").order_by("service_date"))
-    assert len(rows) == 30
-    assert not ServiceDay.objects.filter(contract=contracts[4]).exists()
+    assert len(rows) == 57
+    assert not ServiceDay.objects.filter(contract=contracts[4]).exists()  # paused since Oct 12
     for row in rows:
         contract = row.contract
+        assert row.service_date >= start
         assert row.service_date.isoweekday() in set(
             contract.weekdays.values_list("day_of_week", flat=True)
         )
         if row.service_date < today:
-            assert row.expected_quantity is not None and row.served_quantity is not None
             assert row.status == ServiceDayStatus.CONFIRMED
+            assert row.expected_confirmed_at is not None and row.served_confirmed_at is not None
+            assert row.created_at >= datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+        else:
+            assert row.status == ServiceDayStatus.PENDING
+        if row.expected_quantity is not None:
             assert (
                 contract.min_daily_quantity <= row.expected_quantity <= contract.max_daily_quantity
             )
-            assert contract.min_daily_quantity <= row.served_quantity <= contract.max_daily_quantity
-            assert row.expected_confirmed_at is not None and row.served_confirmed_at is not None
-            assert row.expected_confirmed_at < datetime.combine(
-                row.service_date, datetime.min.time(), tzinfo=UTC
-            )
-        else:
-            assert row.status == ServiceDayStatus.PENDING
-            assert row.expected_quantity is None and row.expected_confirmed_at is None
-    first = [(r.contract_id, r.service_date, r.expected_quantity, r.served_quantity) for r in rows]
+    first = sorted(
+        (r.contract_id, r.service_date, r.expected_quantity, r.served_quantity) for r in rows
+    )
     seed(today=today)  # wipes and reloads the same values
-    again = ServiceDay.objects.order_by("service_date")
-    assert sorted(
-        (r.contract_id, r.service_date, r.expected_quantity, r.served_quantity) for r in again
-    ) == sorted(first)
-    # On a Sunday the weeks start on the Monday before (the original jumped a week ahead).
-    assert "2026-11-23..2026-12-06" in seed(today=date(2026, 11, 29))
+    again = ServiceDay.objects.all()
+    assert (
+        sorted(
+            (r.contract_id, r.service_date, r.expected_quantity, r.served_quantity) for r in again
+        )
+        == first
+    )
 
 
 def test_demo_seed_without_demo_contracts() -> None:
-    assert seed(today=date(2026, 11, 26)).startswith("service days: 0 for 0 demo contracts")
+    assert seed(today=date(2026, 11, 26)) == "service days: 0 for 0 demo contracts"
 
 
 def test_schedule_runs_generation_daily_and_fallback_hourly() -> None:

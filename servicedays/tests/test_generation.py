@@ -283,6 +283,82 @@ def test_job_covers_active_contracts_inside_their_period(cast: Any) -> None:
     assert ServiceDay.objects.count() == 9
 
 
+def test_the_per_contract_entry_point_is_the_daily_job_for_those_contracts(cast: Any) -> None:
+    active = make_contract(cast, weekdays=[1, 2, 3, 4, 5])
+    ending = make_contract(
+        cast,
+        client_company=cast.other_client.company,
+        weekdays=[1, 2, 3, 4, 5, 6, 7],
+        end_date=date(2025, 1, 22),
+    )
+    starting = make_contract(
+        cast,
+        catering_company=cast.other_catering.company,
+        weekdays=[1, 2, 3, 4, 5, 6, 7],
+        start_date=date(2025, 1, 28),
+    )
+    paused = make_contract(
+        cast,
+        catering_company=cast.other_catering.company,
+        client_company=cast.other_client.company,
+        status=ContractStatus.PAUSED,
+    )
+    untouched = make_contract(
+        cast,
+        catering_company=cast.other_catering.company,
+        client_company=cast.other_client.company,
+    )
+    chosen = [active.pk, ending.pk, starting.pk, paused.pk]
+    with time_machine.travel(datetime(2025, 1, 22, 0, 0, 5, tzinfo=UTC), tick=False):
+        assert jobs.service_days_generate_for_contracts(chosen) == 9
+        assert dates_of(active) == [
+            "2025-01-22", "2025-01-23", "2025-01-24", "2025-01-27", "2025-01-28", "2025-01-29",
+        ]  # fmt: skip
+        assert dates_of(ending) == ["2025-01-22"]
+        assert dates_of(starting) == ["2025-01-28", "2025-01-29"]
+        assert dates_of(paused) == [] and dates_of(untouched) == []
+        assert jobs.service_days_generate_for_contracts(chosen) == 0
+        assert jobs.service_days_generate_for_contracts([]) == 0
+        # The daily job then adds only the contract it was not asked for.
+        assert jobs.service_days_generate_upcoming().inserted == 4
+        assert dates_of(untouched) == ["2025-01-22", "2025-01-24", "2025-01-27", "2025-01-29"]
+        # A longer window, as the demo seed asks for.
+        assert jobs.service_days_generate_for_contracts([active.pk], days=14) == 5
+        assert dates_of(active)[-1] == "2025-02-05"
+
+        from servicedays.tasks import generate_for_contract
+
+        line = generate_for_contract.delay(str(starting.pk)).get()
+        assert line == f"generate_for_contract {starting.pk}: 0 service days inserted"
+
+
+@pytest.mark.postgres
+def test_the_per_contract_entry_point_does_not_skip_for_the_daily_jobs_lock(cast: Any) -> None:
+    """A contract created while the daily job runs still gets its days: it takes no lock."""
+    contract = make_contract(cast, weekdays=[1, 2, 3, 4, 5, 6, 7])
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_lock() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [jobs.GENERATE_LOCK_ID])
+                locked.set()
+                release.wait(timeout=60)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(timeout=60)
+        assert jobs.service_days_generate_for_contracts([contract.pk]) == 8
+    finally:
+        release.set()
+        holder.join(timeout=60)
+
+
 def test_job_window_length_and_summary_line(cast: Any, caplog: pytest.LogCaptureFixture) -> None:
     make_contract(cast, weekdays=[1, 2, 3, 4, 5, 6, 7])
     with (

@@ -203,6 +203,25 @@ def test_jobs_and_set_based_writers_invalidate(cast: Any) -> None:
     assert len(read(cast, url)[0].json()) == 5  # the 21st, then the 23rd .. the 30th
 
 
+def test_the_per_contract_generation_invalidates_that_contract_only(cast: Any) -> None:
+    """What runs after a contract is created or resumed: a set-based insert, no signals."""
+    contract = make_contract(cast)
+    other = make_contract(cast, client_company=cast.other_client.company)
+    url, other_url = urls(contract)["range"], urls(other)["range"]
+    finance = "/api/contracts/finance-metrics"
+    make_day(contract, date(2026, 1, 19), expected_quantity=12)
+    read(cast, url)
+    read(cast, finance)
+    read(cast, other_url, cast.other_client.employee)
+    assert jobs.service_days_generate_for_contracts([contract.pk], now=NOW) == 4
+    dates = [d["serviceDate"] for d in read(cast, url)[0].json()]
+    assert dates == ["2026-01-19", "2026-01-21", "2026-01-23", "2026-01-26", "2026-01-28"]
+    assert read(cast, finance)[1] > 0  # the parties' day-wide figures are recomputed
+    assert read(cast, other_url, cast.other_client.employee)[1] == 0  # still a hit
+    assert jobs.service_days_generate_for_contracts([contract.pk], now=NOW) == 0
+    assert read(cast, url)[1] == 0  # nothing inserted, nothing invalidated
+
+
 def test_model_saves_contract_transitions_and_company_renames_invalidate(cast: Any) -> None:
     contract = make_contract(cast)
     day = make_day(contract, date(2026, 1, 19))
