@@ -62,15 +62,25 @@ step "tests on PostgreSQL + Redis and on SQLite, at once, under a CPU hog"
 LOGS=$(mktemp -d)
 HOG_PIDS=()
 for _ in $(seq 1 "$(nproc)"); do (while :; do :; done) & HOG_PIDS+=($!); done
-trap 'kill "${HOG_PIDS[@]}" 2>/dev/null || true; rm -rf "$LOGS"; psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+RUNS=()
+finish() {
+  # The background runs ignore Ctrl-C (a script's background jobs do): stop them explicitly.
+  kill "${HOG_PIDS[@]}" "${RUNS[@]}" 2>/dev/null || true
+  rm -rf "$LOGS"
+  psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
 DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/15 \
   make --no-print-directory test \
   PYTEST_ARGS="--create-db --cov --cov-report=term:skip-covered ${PYTEST_ARGS:-}" \
   >"$LOGS/postgres.log" 2>&1 &
 PG_RUN=$!
+RUNS+=("$PG_RUN")
 env -u DATABASE_URL -u REDIS_URL make --no-print-directory test \
   PYTEST_ARGS="--create-db ${PYTEST_ARGS:-}" >"$LOGS/sqlite.log" 2>&1 &
 SQLITE_RUN=$!
+RUNS+=("$SQLITE_RUN")
 PG_STATUS=0; wait $PG_RUN || PG_STATUS=$?
 SQLITE_STATUS=0; wait $SQLITE_RUN || SQLITE_STATUS=$?
 kill "${HOG_PIDS[@]}" 2>/dev/null || true
@@ -78,5 +88,8 @@ step "tests on PostgreSQL + Redis (exit $PG_STATUS; load $(cut -d' ' -f1-3 /proc
 cat "$LOGS/postgres.log"
 step "tests on SQLite, no Redis (exit $SQLITE_STATUS)"
 cat "$LOGS/sqlite.log"
-[ "$PG_STATUS" = 0 ] && [ "$SQLITE_STATUS" = 0 ]
+if [ "$PG_STATUS" != 0 ] || [ "$SQLITE_STATUS" != 0 ]; then
+  step "CI FAILED (PostgreSQL + Redis exit $PG_STATUS, SQLite exit $SQLITE_STATUS)"
+  exit 1
+fi
 step "CI passed"

@@ -113,8 +113,17 @@ def start(env: dict[str, str], out: Path, *args: str) -> Instance:
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # as a terminal's job: Ctrl-C goes to this group
+            # As from an interactive shell: Ctrl-C and SIGTERM at their defaults. pytest may
+            # itself run with SIGINT ignored (a background job of a script, as `.ci/run` starts
+            # it), and bash cannot trap a signal ignored on entry.
+            preexec_fn=_default_signals,
         )
     return Instance(proc, out, env)
+
+
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def run_to_end(
