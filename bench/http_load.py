@@ -827,6 +827,11 @@ def main() -> None:
             client_auth,
         ),
         ("finance metrics", ["/api/contracts/finance-metrics"], client_auth),
+        (
+            "finance metrics (caterer, 100 contracts)",
+            ["/api/contracts/finance-metrics"],
+            caterer_auth,
+        ),
     ]
 
     ctx["driver"] = driver

@@ -1,6 +1,6 @@
 """Per-tenant cache of the hot read endpoints, invalidated by version tokens on commit.
 
-The contract list, a contract's service days, its weekly report and a client's finance
+The contract list, a contract's service days, its weekly report and a company's finance
 metrics are read far more often than they change (dashboards poll them). Each cached body is
 stored with the version tokens it was computed under:
 

@@ -26,7 +26,7 @@ from chefops.api.pagination import (
     PagePagination,
     ascii_positive_int,
 )
-from chefops.api.permissions import IsClientCompany, IsCompanyMember, require_company_type
+from chefops.api.permissions import IsCompanyMember, require_company_type
 from chefops.api.schema import errors
 from chefops.api.serializers import validated_body, validated_query
 from companies.models import CompanyType, User
@@ -274,14 +274,25 @@ class WeeklyReportCsvApi(APIView):
 
 
 class FinanceMetricsApi(CachedReadView):
-    permission_classes = [IsCompanyMember, IsClientCompany]
+    """Any member of either company type (SPEC §2.1): a client reads its spend, a caterer the
+    mirror view, its revenue (the original refused caterers with a 403 that its own
+    dashboard triggered on every load)."""
+
+    permission_classes = [IsCompanyMember]
 
     def read_cache_scopes(self, company_id: Any) -> list[str]:
+        # Every writer of a service day bumps this scope for both parties of its contract.
         return [readcache.service_days_scope(company_id)]
 
     @extend_schema(
         tags=["contracts"],
-        summary="Budget, KPIs and recent services of the calling CLIENT company",
+        summary="Budget, KPIs and recent services of the calling company",
+        description=(
+            "Over every contract of the calling company, whatever its status. A CLIENT reads "
+            "its spend; a CATERING company reads the mirror view with the same keys: its "
+            "revenue from the contracts it serves (each field says what it means on either "
+            "side)."
+        ),
         responses={200: FinanceMetricsSerializer},
     )
     def get(self, request: Request) -> HttpResponse:

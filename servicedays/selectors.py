@@ -22,7 +22,7 @@ from chefops.api.sqltext import (
     iso_ms_text,
     uuid_text,
 )
-from companies.models import Company
+from companies.models import Company, CompanyType
 from contracts.models import Contract
 from servicedays import rules
 from servicedays.models import ServiceDay, ServiceDayStatus
@@ -277,13 +277,15 @@ _UP = "sd.service_date >= %(up_first)s AND sd.service_date <= %(up_last)s"
 _SERVED = "sd.status = %(confirmed)s AND sd.served_quantity IS NOT NULL"
 _EXPECTED = "sd.expected_quantity IS NOT NULL"
 
-# One scan of the client's rows over the three windows, grouped per contract: integer sums per
+# One scan of the company's rows over the three windows, grouped per contract: integer sums per
 # contract (a contract has one price, so sum(quantity * price) = price * sum(quantity): no
 # numeric product per row), then totals over the contracts. The deviation KPI counts the
 # contracts whose month is off by more than 10 %: abs(S - E) / E > 10 %  <=>
 # 10 * abs(S - E) > E, in exact integer arithmetic (E > 0 there), over the days with both
 # quantities above zero.
 _DEVIATING = f"{_CUR} AND sd.expected_quantity > 0 AND sd.served_quantity > 0"
+# ``{side}`` is the contract column that names the caller: the client company's for a
+# client, the catering company's for a caterer (filled in from model metadata, never input).
 _TOTALS_SQL = f"""
 WITH per_contract AS (
   SELECT
@@ -297,7 +299,7 @@ WITH per_contract AS (
     SUM(CASE WHEN {_DEVIATING} THEN sd.served_quantity END) AS dev_served,
     SUM(CASE WHEN {_DEVIATING} THEN sd.expected_quantity END) AS dev_expected
   FROM {_FROM}
-  WHERE c.client_company_id = %(company)s
+  WHERE c.{{side}} = %(company)s
     AND sd.service_date >= %(low)s AND sd.service_date <= %(high)s
   GROUP BY sd.contract_id, c.price_per_service
 )
@@ -315,11 +317,20 @@ SELECT sd.id, sd.service_date, sd.contract_id,
        c.price_per_service,
        sd.expected_quantity, sd.served_quantity, sd.status
 FROM {_FROM}
-WHERE c.client_company_id = %(company)s
+WHERE c.{{side}} = %(company)s
   AND sd.service_date >= %(cur_first)s AND sd.service_date <= %(recent_last)s
 ORDER BY {{date_key}} DESC, sd.id
 LIMIT 10
 """  # noqa: S608
+
+
+# The caller's side of its contracts, by company type: a client's figures are over the
+# contracts it buys, a caterer's over those it serves (the same formulas, mirrored).
+_SIDE_COLUMN = {
+    CompanyType.CLIENT.value: Contract._meta.get_field("client_company").column,
+    CompanyType.CATERING.value: Contract._meta.get_field("catering_company").column,
+}
+_TOTALS_BY_SIDE = {kind: _TOTALS_SQL.format(side=col) for kind, col in _SIDE_COLUMN.items()}
 
 
 def _money(value: Any) -> Decimal:
@@ -336,11 +347,15 @@ def _as_date(value: Any) -> date:
 
 
 def finance_metrics_for(*, company: Company, now: datetime) -> dict[str, Any]:
-    """Budget, KPIs and recent services of a CLIENT company over all its contracts.
+    """Budget, KPIs and recent services of a company over all its contracts, whatever their
+    status: a CLIENT's spend over the contracts it buys (reference §4.6), or, mirrored, a
+    CATERING company's revenue over the contracts it serves (same keys and formulas, the
+    meaning of each from the caterer's side is in the README, "Finance metrics").
 
     Two queries whatever the data size: one aggregate over the three windows (with the
     deviation KPI), and the ten most recent services.
     """
+    side = _SIDE_COLUMN[company.company_type]
     today = rules.utc_today(now)
     cur_first, cur_last = rules.month_window(today)
     prev_first, prev_last = rules.previous_month_window(today)
@@ -365,14 +380,14 @@ def finance_metrics_for(*, company: Company, now: datetime) -> dict[str, Any]:
         },
     }
     # On PostgreSQL "+ 0" turns the sort key into an expression no index provides, so the
-    # planner reads this client's rows of the month (a few hundred) instead of walking the
+    # planner reads this company's rows of the month (a few hundred) instead of walking the
     # whole service_date index backwards under LIMIT 10 (28 ms → 3 ms on the benchmark data).
     date_key = "sd.service_date + 0" if connection.vendor == "postgresql" else "sd.service_date"
     with connection.cursor() as cursor:
-        cursor.execute(_TOTALS_SQL, params)
+        cursor.execute(_TOTALS_BY_SIDE[company.company_type], params)
         row = cursor.fetchone()
         assert row is not None
-        cursor.execute(_RECENT_SQL.format(date_key=date_key), params)
+        cursor.execute(_RECENT_SQL.format(date_key=date_key, side=side), params)
         recent = cursor.fetchall()
 
     consumed, prev_consumed = _money(row[0]), _money(row[4])

@@ -270,41 +270,79 @@ def weekly_report_data(report: WeeklyReport) -> dict[str, Any]:
     }
 
 
+# Finance metrics (the schema of selectors.finance_metrics_for). One shape for both company
+# types: a client's figures are its spend, a caterer's the revenue of the same contracts.
+_MONEY = "Rounded to an integer (halves up)."
+
+
 class AmountTrendSerializer(serializers.Serializer):
-    current = serializers.IntegerField()
-    previous_month = serializers.IntegerField()
-    change = serializers.FloatField()
+    current = serializers.IntegerField(help_text="This month. " + _MONEY)
+    previous_month = serializers.IntegerField(help_text="The previous month. " + _MONEY)
+    change = serializers.FloatField(
+        help_text="From the previous month to this one, one decimal; 0 without a previous "
+        "month (costPerPerson: percent; utilizationRate: percentage points)."
+    )
 
 
 class UpcomingSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    estimated_cost = serializers.IntegerField()
+    count = serializers.IntegerField(
+        help_text="Service days from today to today + 7 with an expected quantity."
+    )
+    estimated_cost = serializers.IntegerField(
+        help_text="Their expected quantity x price: the client's expected spend, the "
+        "caterer's expected revenue. " + _MONEY
+    )
 
 
 class KpisSerializer(serializers.Serializer):
-    cost_per_person = AmountTrendSerializer()
-    utilization_rate = AmountTrendSerializer()
-    contracts_with_deviation = serializers.IntegerField()
+    cost_per_person = AmountTrendSerializer(
+        help_text="Money per person served (confirmed days): what the client pays, what the "
+        "caterer earns per person."
+    )
+    utilization_rate = AmountTrendSerializer(
+        help_text="Served / expected x 100 over the month (confirmed served quantities, "
+        "every expected quantity)."
+    )
+    contracts_with_deviation = serializers.IntegerField(
+        help_text="Contracts of the caller whose served quantities this month are off their "
+        "expected quantities by more than 10 % (days with both above zero)."
+    )
     upcoming_services_week = UpcomingSerializer()
 
 
 class BudgetSerializer(serializers.Serializer):
-    consumed = serializers.IntegerField()
-    estimated = serializers.IntegerField()
-    projected_end_of_month = serializers.IntegerField()
-    previous_month = serializers.IntegerField()
+    consumed = serializers.IntegerField(
+        help_text="This month's served quantity x price on confirmed days: the client's spend, "
+        "the caterer's revenue. " + _MONEY
+    )
+    estimated = serializers.IntegerField(
+        help_text="This month's expected quantity x price (any status). " + _MONEY
+    )
+    projected_end_of_month = serializers.IntegerField(
+        help_text="consumed / day of the month x days in the month. " + _MONEY
+    )
+    previous_month = serializers.IntegerField(
+        help_text="consumed over the previous month. " + _MONEY
+    )
 
 
 class RecentServiceSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     date = serializers.DateField()
     contract_id = serializers.UUIDField()
-    catering_company_name = serializers.CharField()
-    client_company_name = serializers.CharField()
+    catering_company_name = serializers.CharField(
+        help_text="The contract's catering company (the caller itself when it is a caterer)."
+    )
+    client_company_name = serializers.CharField(
+        help_text="The contract's client company (the caller itself when it is a client)."
+    )
     expected = serializers.IntegerField(allow_null=True)
-    actual = serializers.IntegerField(allow_null=True)
-    deviation = serializers.IntegerField(allow_null=True)
-    cost = serializers.FloatField(allow_null=True)
+    actual = serializers.IntegerField(allow_null=True, help_text="The served quantity.")
+    deviation = serializers.IntegerField(allow_null=True, help_text="actual - expected.")
+    cost = serializers.FloatField(
+        allow_null=True,
+        help_text="actual x price, unrounded: the client's spend, the caterer's revenue.",
+    )
     status = serializers.ChoiceField(choices=ServiceDayStatus.choices)
 
 

@@ -75,7 +75,9 @@ def test_derived_statuses_follow_the_views(schema: dict[str, Any]) -> None:
     assert "429" in paths["/api/caterings"]["post"]["responses"]
     assert "429" not in paths["/api/caterings"]["get"]["responses"]
     assert "403" in paths["/api/users"]["post"]["responses"]
-    assert "403" in paths["/api/contracts/finance-metrics"]["get"]["responses"]
+    # a company-type guard (CLIENT only) documents its 403; finance metrics serve either type
+    assert "403" in paths["/api/contracts/{contractId}/pause"]["post"]["responses"]
+    assert "403" not in paths["/api/contracts/finance-metrics"]["get"]["responses"]
     assert "403" not in paths["/api/users"]["get"]["responses"]
     assert "401" not in paths["/api/caterings"]["post"]["responses"]  # public registration
 

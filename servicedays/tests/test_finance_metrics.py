@@ -142,14 +142,24 @@ def test_other_clients_data_never_leaks(cast: Any) -> None:
 
 
 @pytest.mark.parametrize("role", ["ADMIN", "MANAGER", "EMPLOYEE"])
-def test_caterers_are_refused(cast: Any, role: str) -> None:
-    res = metrics(cast, cast.catering.user(role))
-    assert res.status_code == 403
-    assert res.json() == {
-        "message": "This action is restricted to CLIENT companies",
-        "error": "Forbidden",
-        "statusCode": 403,
-    }
+def test_caterers_read_the_revenue_of_their_own_contracts(cast: Any, role: str) -> None:
+    """No longer the original's 403: any member of a caterer reads its mirror view (the
+    hand-computed caterer fixture is in test_finance_metrics_caterer.py)."""
+    fx = build_fixture(cast)
+    mine = metrics(cast, cast.catering.user(role))
+    assert mine.status_code == 200
+    body = mine.json()
+    # A (262.5 + 112.5) and C (100 x 15.5): both clients' spend with this caterer
+    assert body["budget"]["consumed"] == 1925
+    recent = body["recentServices"]
+    assert [r["date"] for r in recent] == ["2026-03-09", "2026-03-03", "2026-03-02", "2026-03-02"]
+    assert str(fx["b"].pk) not in {r["contractId"] for r in recent}
+    assert {r["cateringCompanyName"] for r in recent} == {"Delicias del Sur"}
+    assert {r["clientCompanyName"] for r in recent} == {"TechCorp Argentina", "Startup Hub"}
+    theirs = metrics(cast, cast.other_catering.user(role)).json()
+    assert theirs["budget"]["consumed"] == 675  # B alone: 600 + 75
+    # what the two clients spend (1050 + 1550) is what the two caterers earn
+    assert 1925 + 675 == 1050 + 1550
     assert cast.api().get("/api/contracts/finance-metrics").status_code == 401
 
 
