@@ -340,9 +340,13 @@ class StaffPasswordForm(AdminPasswordChangeForm):
         password = (
             self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
         )
-        return services.user_password_set(
+        saved = services.user_password_set(
             actor=_password_actor.get(), user_id=self.user.pk, password=password
         )
+        # The view keeps the session of staff who changed their own password with this
+        # object's hash (update_session_auth_hash): it must be the new one.
+        self.user.password = saved.password
+        return self.user
 
 
 USER_SERVICE_FIELDS = ("email", "name", "role", "is_active")

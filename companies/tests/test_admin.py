@@ -447,6 +447,13 @@ def test_a_password_set_by_staff_ends_every_session(cast: Any, staff_client: Cli
     assert bearer(tokens["accessToken"]).get("/api/auth/session-status").status_code == 401
     assert login(manager.email).status_code == 401
     assert login(manager.email, new).status_code == 200
+    # staff changing their own: the admin session follows the new hash
+    staff = User.objects.get(email="ops@example.com")
+    res = staff_client.post(
+        user_url(staff, "password"), {"password1": new, "password2": new, "usable_password": "true"}
+    )
+    assert res.status_code == 302
+    assert staff_client.get("/admin/").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
