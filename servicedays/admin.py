@@ -113,7 +113,6 @@ class ServiceDayAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ("contract__catering_company__name", "contract__client_company__name")
     search_help_text = "A contract or service-day id, or part of a company name"
     list_select_related = ("contract__catering_company", "contract__client_company")
-    raw_id_fields = ("contract",)
     readonly_fields = READONLY_FIELDS
     ordering = ("-service_date",)
     list_per_page = 100
