@@ -26,6 +26,13 @@ def refresh_replay_is_graced(*, rotated_at: datetime, now: datetime, grace_secon
     return timedelta(0) <= now - rotated_at <= timedelta(seconds=grace_seconds)
 
 
+def is_platform_staff(*, company_id: uuid.UUID | None, is_staff: bool) -> bool:
+    """Platform staff: ``is_staff`` and no company (SPEC §2.1). They act through the Django
+    admin, on every company, with what a company's ADMIN (and MANAGER) may do there; a staff
+    flag on a company user grants nothing beyond that user's role in its own company."""
+    return is_staff and company_id is None
+
+
 def company_change_denial(
     *,
     actor_company_id: uuid.UUID | None,
@@ -39,13 +46,40 @@ def company_change_denial(
     company, and only as ADMIN. The tenant check comes first so an outsider learns nothing
     about roles.
     """
-    if actor_is_staff and actor_company_id is None:
+    if is_platform_staff(company_id=actor_company_id, is_staff=actor_is_staff):
         return None
     if actor_company_id != company_id:
         return "You can only modify your own company"
     if actor_role != ADMIN:
         return "This action requires the ADMIN role"
     return None
+
+
+def user_admin_denial(
+    *, actor_company_id: uuid.UUID | None, actor_role: str, actor_is_staff: bool
+) -> str | None:
+    """Why the actor may not invite, change or delete users, or None when allowed.
+
+    A company ADMIN manages the users of its own company (the service scopes the lookup to
+    it); platform staff manage the users of every company, under the same rules (the last
+    active ADMIN stays, e-mails stay unique)."""
+    if is_platform_staff(company_id=actor_company_id, is_staff=actor_is_staff):
+        return None
+    if actor_company_id is None:
+        return "This action requires a company account"
+    if actor_role != ADMIN:
+        return "This action requires the ADMIN role"
+    return None
+
+
+STAFF_ONLY_MESSAGE = "This action is reserved to platform staff"
+
+
+def staff_only_denial(*, actor_company_id: uuid.UUID | None, actor_is_staff: bool) -> str | None:
+    """Actions no company user has (setting another person's password): staff only."""
+    if is_platform_staff(company_id=actor_company_id, is_staff=actor_is_staff):
+        return None
+    return STAFF_ONLY_MESSAGE
 
 
 def removes_last_admin(

@@ -517,8 +517,13 @@ def company_update(
 ) -> Company:
     """PATCH of a company by its own ADMIN (or platform staff). ``updated_at`` moves when
     anything changes, profile fields included. ``status: ACTIVE`` also undoes a soft delete
-    within the 30-day window."""
+    within the 30-day window.
+
+    ``email`` (the company's contact address) is changed by platform staff in the admin only:
+    the API's input refuses the key, as the original does. It stays unique among companies;
+    the users' login addresses are their own and do not follow it."""
     tax_id = _clean_tax_id(data["tax_id"]) if "tax_id" in data else None
+    email = str(data["email"]).strip().lower() if "email" in data else None
     try:
         with transaction.atomic():
             company = _locked_company(company_id=company_id, company_type=company_type)
@@ -526,6 +531,10 @@ def company_update(
             changed = False
             if "name" in data and data["name"] != company.name:
                 company.name = data["name"]
+                changed = True
+            if email is not None and email != company.email:
+                _raise_company_conflict(email=email, tax_id=None, exclude=company.pk)
+                company.email = email
                 changed = True
             if "tax_id" in data and tax_id != company.tax_id:
                 if tax_id is not None:
@@ -547,7 +556,7 @@ def company_update(
             if changed:
                 company.save()
     except IntegrityError as exc:
-        _raise_company_conflict(email=None, tax_id=tax_id, exclude=company_id)
+        _raise_company_conflict(email=email, tax_id=tax_id, exclude=company_id)
         raise Conflict("A company with these details already exists") from exc
     return company
 
@@ -626,15 +635,21 @@ def company_undelete(*, actor: User, company_id: Any) -> Company:
 
 
 def _require_company_admin(actor: User) -> None:
-    if actor.company_id is None:
-        raise Forbidden("This action requires a company account")
-    if actor.role != Role.ADMIN:
-        raise Forbidden("This action requires the ADMIN role")
+    denial = rules.user_admin_denial(
+        actor_company_id=actor.company_id, actor_role=actor.role, actor_is_staff=actor.is_staff
+    )
+    if denial:
+        raise Forbidden(denial)
 
 
 def _locked_company_user(*, actor: User, user_id: Any) -> User:
+    # A company ADMIN reaches the users of its own company; platform staff (no company) the
+    # user's own company. Platform staff accounts themselves are no company's users.
     company_id = actor.company_id
-    assert company_id is not None  # _require_company_admin ran first
+    if company_id is None:
+        company_id = User.objects.filter(pk=user_id).values_list("company_id", flat=True).first()
+        if company_id is None:
+            raise NotFound(f"User #{user_id} not found")
     # Locking the company row serialises every change to its set of admins, so two admins
     # demoting each other at once cannot leave the company without one.
     Company.objects.select_for_update().filter(pk=company_id).first()
@@ -657,16 +672,25 @@ def _other_active_admins(user: User) -> int:
     )
 
 
-def user_invite(*, actor: User, email: str, name: str, role: str) -> User:
+def user_invite(*, actor: User, email: str, name: str, role: str, company_id: Any = None) -> User:
     """POST /users: a user of the actor's company without a usable password; the invitation
-    e-mail (outbox ``user.invited``) links to the reset-password page with a 72-hour token."""
+    e-mail (outbox ``user.invited``) links to the reset-password page with a 72-hour token.
+
+    Platform staff (the admin) invite into the company they name (``company_id``); a company
+    ADMIN always invites into its own company."""
     _require_company_admin(actor)
+    if actor.company_id is not None:
+        company_id = actor.company_id
+    elif company_id is None:
+        raise BadRequest("A company user needs a company")
+    elif not Company.objects.filter(pk=company_id).exists():
+        raise NotFound(f"Company #{company_id} not found")
     email = email.strip().lower()
     if User.objects.filter(email=email).exists():
         raise Conflict(USER_EMAIL_TAKEN)
     try:
         with transaction.atomic():
-            user = User(email=email, name=name, role=role, company_id=actor.company_id)
+            user = User(email=email, name=name, role=role, company_id=company_id)
             user.set_unusable_password()
             user.save(force_insert=True)
             token = _one_time_token_create(
@@ -682,7 +706,7 @@ def user_invite(*, actor: User, email: str, name: str, role: str) -> User:
                     "userId": str(user.pk),
                     "email": user.email,
                     "role": user.role,
-                    "companyId": str(actor.company_id),
+                    "companyId": str(company_id),
                     "invitedByUserId": str(actor.pk),
                     "tokenId": str(token.id),
                     "expiresAt": iso_ms(token.expires_at),
@@ -695,8 +719,9 @@ def user_invite(*, actor: User, email: str, name: str, role: str) -> User:
 
 
 def user_update(*, actor: User, user_id: Any, data: Mapping[str, Any]) -> User:
-    """PATCH /users/:id by an ADMIN of the same company. The last active ADMIN can be neither
-    demoted nor deactivated; a deactivated user loses every session at once."""
+    """PATCH /users/:id by an ADMIN of the same company (or platform staff, in the admin).
+    The last active ADMIN can be neither demoted nor deactivated; a deactivated user loses
+    every session at once."""
     _require_company_admin(actor)
     try:
         with transaction.atomic():
@@ -728,7 +753,8 @@ def user_update(*, actor: User, user_id: Any, data: Mapping[str, Any]) -> User:
 
 
 def user_delete(*, actor: User, user_id: Any) -> None:
-    """Hard delete (sessions and tokens go with it); never the last active ADMIN."""
+    """Hard delete (sessions and tokens go with it); never the last active ADMIN. By an ADMIN
+    of the same company, or platform staff in the admin."""
     _require_company_admin(actor)
     with transaction.atomic():
         user = _locked_company_user(actor=actor, user_id=user_id)
@@ -739,3 +765,31 @@ def user_delete(*, actor: User, user_id: Any) -> None:
         ):
             raise BadRequest("Cannot delete the last active ADMIN of the company")
         user.delete()
+
+
+def user_password_set(*, actor: User, user_id: Any, password: str | None) -> User:
+    """Platform staff set a person's password, or (``None``) disable password login: the
+    admin's "change password" form.
+
+    What a reset does: the password validators, every session revoked, pending reset and
+    invitation links dropped, and access tokens issued before now refused — so setting the
+    password of a compromised account locks the intruder out at once."""
+    denial = rules.staff_only_denial(
+        actor_company_id=actor.company_id, actor_is_staff=actor.is_staff
+    )
+    if denial:
+        raise Forbidden(denial)
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user_id).first()
+        if user is None:
+            raise NotFound(f"User #{user_id} not found")
+        if password is None:
+            user.set_unusable_password()
+        else:
+            password_validate(password=password, user=user, field="password")
+            user.set_password(password)
+        user.tokens_valid_after = timezone.now()
+        user.save(update_fields=["password", "tokens_valid_after", "updated_at"])
+        OneTimeToken.objects.filter(user=user, used_at__isnull=True).delete()
+        auth_sessions_revoke(user_ids=[user.pk])
+    return user

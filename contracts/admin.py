@@ -1,8 +1,12 @@
 """Contract admin: lists, filters, search, weekday inline, and transitions as actions.
 
-Creation and the pause / resume / terminate actions go through contracts.services, so the admin
-emits the same outbox events as the API (the acting staff user is in the event metadata).
-Status and parties are read-only once a contract exists: status changes only by transition.
+Every write goes through contracts.services, so the admin checks the same rules and emits the
+same outbox events as the API (the acting staff user is in the event metadata): creation
+(``contract_create``), the terms and weekdays of an existing contract (``contract_update_terms``,
+``contract.updated``) and the pause / resume / terminate actions. A refusal is shown on the
+page (chefops/service_admin.py). Status and parties are read-only once a contract exists
+(status changes only by transition); a TERMINATED contract is read-only altogether; nothing is
+deleted (contracts are terminated).
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest
 
 from chefops.api.errors import DomainError
-from companies.models import Company, CompanyType, User
+from chefops.service_admin import ServiceAdminMixin, acting_staff, copy_fields, refusal_text
+from companies.models import Company, CompanyType
 from contracts import rules, services
 from contracts.models import Contract, ContractStatus, ContractWeekday
 
@@ -29,10 +34,6 @@ WEEKDAY_CHOICES = [
     (6, "6 · Saturday"),
     (7, "7 · Sunday"),
 ]
-
-
-def _error_text(exc: DomainError) -> str:
-    return exc.message if isinstance(exc.message, str) else "; ".join(exc.message)
 
 
 class ContractWeekdayForm(forms.ModelForm):
@@ -111,7 +112,7 @@ class ContractAdminForm(forms.ModelForm):
 
 
 @admin.register(Contract)
-class ContractAdmin(admin.ModelAdmin):
+class ContractAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = ContractAdminForm
     inlines = [ContractWeekdayInline]
     list_display = (
@@ -161,17 +162,19 @@ class ContractAdmin(admin.ModelAdmin):
         # Contracts are terminated, not deleted: their service days and events are history.
         return False
 
-    # --- creation through the service -----------------------------------------------------
+    def has_change_permission(self, request: HttpRequest, obj: Contract | None = None) -> bool:
+        # A TERMINATED contract's terms are history (the service refuses them too).
+        if obj is not None and obj.status == ContractStatus.TERMINATED:
+            return False
+        return super().has_change_permission(request, obj)
+
+    # --- writes through the services ------------------------------------------------------
 
     def save_model(self, request: HttpRequest, obj: Contract, form: Any, change: bool) -> None:
-        if change:
-            super().save_model(request, obj, form, change)
-        # A new contract is created in save_related, once its weekdays are known.
+        # Written in save_related, once the weekdays of the inline are known.
+        pass
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        if change:
-            super().save_related(request, form, formsets, change)
-            return
         days = [
             inline_form.cleaned_data["day_of_week"]
             for formset in formsets
@@ -179,53 +182,38 @@ class ContractAdmin(admin.ModelAdmin):
             if inline_form.cleaned_data and not inline_form.cleaned_data.get("DELETE")
         ]
         data = form.cleaned_data
-        created = services.contract_create(
-            actor=self._staff(request),
-            catering_company_id=data["catering_company"].pk,
-            client_company_id=data["client_company"].pk,
-            start_date=data.get("start_date"),
-            end_date=data.get("end_date"),
-            price_per_service=data["price_per_service"],
-            flexible_quantity=data.get("flexible_quantity", True),
-            min_daily_quantity=data["min_daily_quantity"],
-            max_daily_quantity=data["max_daily_quantity"],
-            notice_period_hours=data["notice_period_hours"],
-            service_days=days,
-        )
+        instance: Contract = form.instance
+        if change:
+            terms = {field: data[field] for field in services.TERM_FIELDS if field in data}
+            saved = services.contract_update_terms(
+                contract_id=instance.pk,
+                actor=acting_staff(request),
+                data={**terms, "service_days": days},
+            )
+        else:
+            saved = services.contract_create(
+                actor=acting_staff(request),
+                catering_company_id=data["catering_company"].pk,
+                client_company_id=data["client_company"].pk,
+                start_date=data.get("start_date"),
+                end_date=data.get("end_date"),
+                price_per_service=data["price_per_service"],
+                flexible_quantity=data.get("flexible_quantity", True),
+                min_daily_quantity=data["min_daily_quantity"],
+                max_daily_quantity=data["max_daily_quantity"],
+                notice_period_hours=data["notice_period_hours"],
+                service_days=days,
+            )
         # The admin logs and redirects with form.instance and reads what the formsets saved:
-        # make them describe what the service created.
+        # make them describe what the service wrote.
+        weekdays = list(saved.weekdays.all())
         for formset in formsets:
-            formset.new_objects = list(created.weekdays.all())
+            formset.new_objects = [] if change else weekdays
             formset.changed_objects = []
             formset.deleted_objects = []
-        instance: Contract = form.instance
-        for field in Contract._meta.concrete_fields:
-            setattr(instance, field.attname, getattr(created, field.attname))
-        instance._state.adding = False
-        instance._state.db = created._state.db
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except DomainError as exc:
-            # Only a race gets here (e.g. another ACTIVE contract committed for the pair after
-            # the form was validated): the admin's transaction is rolled back; say why.
-            self.message_user(request, _error_text(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+        copy_fields(instance, saved)
 
     # --- transitions ------------------------------------------------------------------------
-
-    @staticmethod
-    def _staff(request: HttpRequest) -> User:
-        user = request.user
-        assert isinstance(user, User)  # the admin requires a logged-in staff user
-        return user
 
     def _transition(
         self,
@@ -238,9 +226,9 @@ class ContractAdmin(admin.ModelAdmin):
         refused: list[str] = []
         for contract_id in queryset.order_by("created_at", "id").values_list("pk", flat=True):
             try:
-                service(contract_id=contract_id, actor=self._staff(request))
+                service(contract_id=contract_id, actor=acting_staff(request))
             except DomainError as exc:
-                refused.append(f"{str(contract_id)[:8]}: {_error_text(exc)}")
+                refused.append(f"{str(contract_id)[:8]}: {refusal_text(exc)}")
             else:
                 done += 1
         if done:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
@@ -144,3 +145,70 @@ def contract_not_found_message(contract_id: object) -> str:
 
 def is_party(company_id: object, *, catering_company_id: object, client_company_id: object) -> bool:
     return company_id is not None and company_id in (catering_company_id, client_company_id)
+
+
+# --- changing the terms -------------------------------------------------------------------------
+
+TERMS_STAFF_ONLY_MESSAGE: Final = "Only platform staff can change the terms of a contract"
+TERMINATED_TERMS_MESSAGE: Final = "Cannot change the terms of a terminated contract"
+
+
+def terms_change_denial(*, actor_company_id: object, actor_is_staff: bool) -> str | None:
+    """Who may change an existing contract's terms: platform staff (in the admin, e.g. to
+    correct what was typed at creation). The original has no such route, and a party alone
+    changing what both signed would be a new contract, not an edit: company users are refused
+    (a future API that lets both parties agree would add its rule here)."""
+    if actor_is_staff and actor_company_id is None:
+        return None
+    return TERMS_STAFF_ONLY_MESSAGE
+
+
+def terms_change_error(status: str) -> str | None:
+    """A TERMINATED contract is history: its terms stay as they were when it ended."""
+    if status == TERMINATED:
+        return TERMINATED_TERMS_MESSAGE
+    if status not in STATUSES:
+        raise ValueError(f"Unknown contract status {status!r}")
+    return None
+
+
+def terms_errors(
+    *,
+    start_date: date,
+    end_date: date | None,
+    price_per_service: Decimal,
+    min_daily_quantity: int,
+    max_daily_quantity: int,
+    notice_period_hours: int,
+    service_days: Sequence[object],
+) -> list[str]:
+    """Every reason the terms as a whole are refused (the API's creation texts)."""
+    errors: list[str] = []
+    values: tuple[tuple[str, Decimal | int], ...] = (
+        ("pricePerService", price_per_service),
+        ("minDailyQuantity", min_daily_quantity),
+        ("maxDailyQuantity", max_daily_quantity),
+        ("noticePeriodHours", notice_period_hours),
+    )
+    for name, value in values:
+        if value < 0:
+            errors.append(f"{name} must not be less than 0")
+    if reason := quantity_range_error(min_daily_quantity, max_daily_quantity):
+        errors.append(reason)
+    errors.extend(service_days_errors(service_days))
+    if reason := date_range_error(start_date, end_date):
+        errors.append(reason)
+    return errors
+
+
+def off_schedule(
+    service_date: date,
+    *,
+    weekdays: Sequence[int],
+    start_date: date,
+    end_date: date | None,
+) -> bool:
+    """Does a service day fall outside the contract's period or its weekdays?"""
+    if service_date < start_date or (end_date is not None and service_date > end_date):
+        return True
+    return service_date.isoweekday() not in weekdays

@@ -1,4 +1,4 @@
-"""Contract writes: creation and the pause / resume / terminate transitions.
+"""Contract writes: creation, the pause / resume / terminate transitions, and the terms.
 
 Each service is one transaction that locks what it changes, checks the rule, writes, and emits
 the matching outbox event in the same transaction (STYLE.md "One code path per action"): the
@@ -8,6 +8,7 @@ Who may act (``actor``):
 - a company user: must be MANAGER or ADMIN, and a party (create) or the contract's client
   (transitions);
 - platform staff (no company, ``is_staff``) through the Django admin: no party or role check;
+  changing the terms of an existing contract is theirs alone (``contract_update_terms``);
 - ``None``: trusted internal callers (demo data, maintenance commands).
 
 A contract that becomes ACTIVE (created, or resumed from PAUSED) gets its service days of the
@@ -19,15 +20,16 @@ of at the next midnight. A resume does not fill the paused weeks in: only the wi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from chefops.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from chefops.api.fields import iso_ms
+from chefops.api.naming import to_camel
 from chefops.api.permissions import MANAGERS, require_role
 from companies.models import Company, User
 from contracts import rules
@@ -42,6 +44,19 @@ EVENT_PAUSED = "contract.paused"
 EVENT_RESUMED = "contract.resumed"
 EVENT_TERMINATED = "contract.terminated"
 EVENT_TYPES = (EVENT_CREATED, EVENT_PAUSED, EVENT_RESUMED, EVENT_TERMINATED)
+# Not in EVENT_TYPES (the events the parties are e-mailed about): staff corrections of the
+# terms go to the audit log only.
+EVENT_UPDATED = "contract.updated"
+
+TERM_FIELDS = (
+    "start_date",
+    "end_date",
+    "price_per_service",
+    "flexible_quantity",
+    "min_daily_quantity",
+    "max_daily_quantity",
+    "notice_period_hours",
+)
 
 
 def _acting_company_id(actor: User | None) -> uuid.UUID | None:
@@ -270,4 +285,131 @@ def contract_terminate(*, contract_id: uuid.UUID, actor: User | None) -> Contrac
     """ACTIVE or PAUSED → TERMINATED; emits ``contract.terminated``."""
     return _contract_transition(
         contract_id=contract_id, actor=actor, action=ContractAction.TERMINATE
+    )
+
+
+# --- terms ------------------------------------------------------------------------------------
+
+
+def _term_json(field: str, value: Any) -> Any:
+    if field in ("start_date", "end_date"):
+        return _iso_date(value)
+    if field == "price_per_service":
+        return float(value)
+    if field == "service_days":
+        return list(value)
+    return value
+
+
+def contract_update_terms(
+    *, contract_id: uuid.UUID, actor: User | None, data: Mapping[str, Any]
+) -> Contract:
+    """Change the terms of an ACTIVE or PAUSED contract; emits ``contract.updated``.
+
+    ``data`` holds any of ``TERM_FIELDS`` and ``service_days`` (the weekdays, in the order
+    the API returns them); the others stay. Platform staff only (the admin): the original
+    has no route for it (``rules.terms_change_denial``). Checks: contract exists (404) →
+    actor → not TERMINATED (400) → the terms as a whole, with the creation's texts: values
+    ≥ 0, min ≤ max, a valid weekday set, endDate ≥ startDate (400) → the days ahead.
+
+    The new terms apply from today (UTC) on: days already generated ahead that they no
+    longer serve are deleted, unless one already carries a quantity (409, nothing changed);
+    past days, and quantities confirmed under the old terms, stay as they are. An ACTIVE
+    contract then gets the days of the generation window its new terms add, after the
+    commit, as at creation. Nothing changed → nothing written, no event.
+    """
+    unknown = set(data) - {*TERM_FIELDS, "service_days"}
+    if unknown:
+        raise TypeError(f"contract_update_terms: unknown terms {sorted(unknown)}")
+    with transaction.atomic():
+        contract = (
+            Contract.objects.select_for_update(of=("self",))
+            .select_related("catering_company", "client_company")
+            .filter(pk=contract_id)
+            .first()
+        )
+        if contract is None:
+            raise NotFound(rules.contract_not_found_message(contract_id))
+        if actor is not None and (
+            denial := rules.terms_change_denial(
+                actor_company_id=actor.company_id, actor_is_staff=actor.is_staff
+            )
+        ):
+            raise Forbidden(denial)
+        if reason := rules.terms_change_error(contract.status):
+            raise BadRequest(reason)
+
+        before: dict[str, Any] = {field: getattr(contract, field) for field in TERM_FIELDS}
+        before["service_days"] = list(contract.weekdays.values_list("day_of_week", flat=True))
+        after = {**before, **data}
+        after["service_days"] = list(after["service_days"])
+        if errors := rules.terms_errors(
+            start_date=after["start_date"],
+            end_date=after["end_date"],
+            price_per_service=after["price_per_service"],
+            min_daily_quantity=after["min_daily_quantity"],
+            max_daily_quantity=after["max_daily_quantity"],
+            notice_period_hours=after["notice_period_hours"],
+            service_days=after["service_days"],
+        ):
+            raise BadRequest(errors)
+        changed = [
+            field for field in (*TERM_FIELDS, "service_days") if after[field] != before[field]
+        ]
+        if not changed:
+            return contract
+
+        removed = _drop_days_off_schedule(contract, after)
+        for field in TERM_FIELDS:
+            setattr(contract, field, after[field])
+        try:
+            # The database's checks (min ≤ max, dates, price ≥ 0, column sizes) guard what
+            # the rules above missed: a clean 400, not a 500.
+            with transaction.atomic():
+                contract.save(
+                    update_fields=[f for f in changed if f in TERM_FIELDS] + ["updated_at"]
+                )
+                if "service_days" in changed:
+                    contract.weekdays.all().delete()
+                    ContractWeekday.objects.bulk_create(
+                        [
+                            ContractWeekday(contract=contract, day_of_week=day)
+                            for day in after["service_days"]
+                        ]
+                    )
+        except (IntegrityError, DataError) as exc:
+            raise BadRequest("The new terms are outside what a contract can hold") from exc
+
+        outbox_event_emit(
+            event_type=EVENT_UPDATED,
+            aggregate_type=AGGREGATE_TYPE,
+            aggregate_id=contract.pk,
+            payload={
+                "contractId": str(contract.pk),
+                "cateringCompanyId": str(contract.catering_company_id),
+                "clientCompanyId": str(contract.client_company_id),
+                "status": contract.status,
+                "changedFields": [to_camel(field) for field in changed],
+                "previous": {to_camel(f): _term_json(f, before[f]) for f in changed},
+                **{to_camel(f): _term_json(f, after[f]) for f in (*TERM_FIELDS, "service_days")},
+                "removedServiceDays": removed,
+                "updatedAt": iso_ms(contract.updated_at),
+            },
+            actor=actor,
+        )
+        if contract.status == ContractStatus.ACTIVE:
+            _generate_service_days_after_commit(contract.pk)
+    return contract
+
+
+def _drop_days_off_schedule(contract: Contract, terms: Mapping[str, Any]) -> int:
+    # servicedays depends on contracts: imported at call time (see above).
+    from servicedays.services import service_days_drop_off_schedule
+
+    return service_days_drop_off_schedule(
+        contract=contract,
+        weekdays=terms["service_days"],
+        start_date=terms["start_date"],
+        end_date=terms["end_date"],
+        from_date=today_utc(),
     )

@@ -1,24 +1,71 @@
-"""Admin for service days: browse and search; quantities change only through the services."""
+"""Admin for service days: browse and search; staff confirm quantities for a party.
+
+Days are never added or deleted here: the daily job and the parties' generate call create
+them (a deleted day would come back at the next generation, or erase what was served), and
+the retention purge removes them with their company. Editing is confirming, through the same
+services and rules as the API (``service_day_confirm_expected`` / ``_served``, with staff
+acting for the client or the caterer: notice deadline, quantity range, ACTIVE contract, served
+on or after the day, once each); each emits its outbox event. A quantity is editable only
+while its confirmation is still open.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, QueryDict
 
-from chefops import readcache
-from servicedays.models import ServiceDay
+from chefops.service_admin import ServiceAdminMixin, acting_staff, copy_fields
+from servicedays import services
+from servicedays.models import ServiceDay, ServiceDayStatus
 
-CONFIRMATION_FIELDS = (
-    "expected_quantity",
+QUANTITY_FIELDS = ("expected_quantity", "served_quantity")
+READONLY_FIELDS = (
+    "id",
+    "contract",
+    "service_date",
     "expected_confirmed_at",
-    "served_quantity",
     "served_confirmed_at",
     "status",
+    "created_at",
+    "updated_at",
 )
+# The ``integer`` column's bounds: a larger number is a form error, not a database error.
+MAX_QUANTITY = 2**31 - 1
+
+
+class ServiceDayConfirmForm(forms.ModelForm):
+    expected_quantity = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_QUANTITY,
+        required=False,
+        help_text="Confirms the expected quantity for the client (before the notice deadline).",
+    )
+    served_quantity = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_QUANTITY,
+        required=False,
+        help_text="Confirms the served quantity for the caterer (on or after the day); final.",
+    )
+
+    class Meta:
+        model = ServiceDay
+        fields = QUANTITY_FIELDS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        for field in QUANTITY_FIELDS:
+            if (
+                field in self.changed_data
+                and field not in self.errors
+                and cleaned.get(field) is None
+            ):
+                self.add_error(field, "A confirmation gives a number; it cannot be undone.")
+        return cleaned
 
 
 class ContractIdFilter(admin.SimpleListFilter):
@@ -48,7 +95,8 @@ class ContractIdFilter(admin.SimpleListFilter):
 
 
 @admin.register(ServiceDay)
-class ServiceDayAdmin(admin.ModelAdmin):
+class ServiceDayAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    form = ServiceDayConfirmForm
     list_display = (
         "service_date",
         "contract",
@@ -65,16 +113,49 @@ class ServiceDayAdmin(admin.ModelAdmin):
     search_fields = ("contract__catering_company__name", "contract__client_company__name")
     search_help_text = "A contract or service-day id, or part of a company name"
     list_select_related = ("contract__catering_company", "contract__client_company")
-    raw_id_fields = ("contract",)
-    readonly_fields = (*CONFIRMATION_FIELDS, "id", "created_at", "updated_at")
+    readonly_fields = READONLY_FIELDS
     ordering = ("-service_date",)
     list_per_page = 100
     show_full_result_count = False  # COUNT(*) over a million rows on every page is wasted
 
     def get_readonly_fields(self, request: HttpRequest, obj: ServiceDay | None = None) -> Any:
-        if obj is not None:
-            return (*self.readonly_fields, "contract", "service_date")
-        return self.readonly_fields
+        closed = []
+        if (
+            obj is None
+            or obj.status != ServiceDayStatus.PENDING
+            or obj.expected_confirmed_at is not None
+            or obj.expected_quantity is not None
+        ):
+            closed.append("expected_quantity")
+        if obj is None or obj.status != ServiceDayStatus.PENDING:
+            closed.append("served_quantity")
+        return (*self.readonly_fields, *closed)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ServiceDay | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ServiceDay, form: Any, change: bool) -> None:
+        data = form.cleaned_data
+        day = obj
+        # Expected first: both in one save is the client's number, then the caterer's; a
+        # refusal of either rolls both back (the admin's transaction).
+        if "expected_quantity" in form.changed_data:
+            day = services.service_day_confirm_expected(
+                service_day_id=obj.pk,
+                user=acting_staff(request),
+                expected_quantity=data["expected_quantity"],
+            )
+        if "served_quantity" in form.changed_data:
+            day = services.service_day_confirm_served(
+                service_day_id=obj.pk,
+                user=acting_staff(request),
+                served_quantity=data["served_quantity"],
+            )
+        if day is not obj:
+            copy_fields(obj, day)
 
     @admin.display(description="catering", ordering="contract__catering_company__name")
     def catering_name(self, obj: ServiceDay) -> str:
@@ -94,17 +175,3 @@ class ServiceDayAdmin(admin.ModelAdmin):
             return super().get_search_results(request, queryset, search_term)
         # An id matches exactly (indexed), instead of a text scan over every row.
         return queryset.filter(contract_id=wanted) | queryset.filter(pk=wanted), False
-
-    # Deletes bypass the save signal (servicedays/signals.py): the read cache of both parties
-    # is invalidated here.
-    def delete_model(self, request: HttpRequest, obj: ServiceDay) -> None:
-        parties = [obj.contract.catering_company_id, obj.contract.client_company_id]
-        super().delete_model(request, obj)
-        readcache.invalidate(parties)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ServiceDay]) -> None:
-        parties = set(
-            queryset.values_list("contract__catering_company_id", "contract__client_company_id")
-        )
-        super().delete_queryset(request, queryset)
-        readcache.invalidate({company for pair in parties for company in pair})

@@ -7,6 +7,7 @@ order, writes, and emits its outbox event in the same transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -14,10 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from chefops import readcache
-from chefops.api.errors import BadRequest, Forbidden, NotFound
+from chefops.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from chefops.api.fields import iso_ms
 from chefops.api.permissions import MANAGERS, require_company_type, require_role
 from companies.models import CompanyType, User
+from companies.rules import is_platform_staff
+from contracts import rules as contract_rules
 from contracts.models import Contract, ContractStatus
 from outbox.services import outbox_event_emit
 from servicedays import rules
@@ -29,6 +32,12 @@ def _company(user: User) -> Any:
     if user.company is None:  # platform staff have no company and act only through the admin
         raise Forbidden("This action requires a company account")
     return user.company
+
+
+def _is_staff(user: User) -> bool:
+    """Platform staff confirm on a party's behalf in the admin (a client that phoned its
+    headcount in): no party or company-type check, every other rule as for the party."""
+    return is_platform_staff(company_id=user.company_id, is_staff=user.is_staff)
 
 
 # --- Generation -------------------------------------------------------------------------------
@@ -120,13 +129,16 @@ def _event_payload(day: ServiceDay) -> dict[str, Any]:
 def service_day_confirm_expected(
     *, service_day_id: uuid.UUID, user: User, expected_quantity: int
 ) -> ServiceDay:
-    """The client states how many people to expect, before the notice deadline, once."""
-    require_company_type(user, CompanyType.CLIENT)
-    company = _company(user)
+    """The client states how many people to expect, before the notice deadline, once.
+    Platform staff may do it for the client (the admin), under the same rules."""
+    staff = _is_staff(user)
+    if not staff:
+        require_company_type(user, CompanyType.CLIENT)
+        company = _company(user)
     with transaction.atomic():
         day = _locked_day(service_day_id)
         contract = day.contract
-        if contract.client_company_id != company.pk:
+        if not staff and contract.client_company_id != company.pk:
             raise Forbidden("Only the client company can confirm expected quantity")
         _require_active(contract)
         if day.status == ServiceDayStatus.CONFIRMED:
@@ -168,13 +180,16 @@ def service_day_confirm_expected(
 def service_day_confirm_served(
     *, service_day_id: uuid.UUID, user: User, served_quantity: int
 ) -> ServiceDay:
-    """The caterer records how many were served, on or after the day; the day is then final."""
-    require_company_type(user, CompanyType.CATERING)
-    company = _company(user)
+    """The caterer records how many were served, on or after the day; the day is then final.
+    Platform staff may do it for the caterer (the admin), under the same rules."""
+    staff = _is_staff(user)
+    if not staff:
+        require_company_type(user, CompanyType.CATERING)
+        company = _company(user)
     with transaction.atomic():
         day = _locked_day(service_day_id)
         contract = day.contract
-        if contract.catering_company_id != company.pk:
+        if not staff and contract.catering_company_id != company.pk:
             raise Forbidden("Only the catering company can confirm served quantity")
         _require_active(contract)
         if day.status == ServiceDayStatus.CONFIRMED:
@@ -200,3 +215,56 @@ def service_day_confirm_served(
             actor=user,
         )
     return day
+
+
+# --- Terms changed ----------------------------------------------------------------------------
+
+
+def service_days_drop_off_schedule(
+    *,
+    contract: Contract,
+    weekdays: Sequence[int],
+    start_date: date,
+    end_date: date | None,
+    from_date: date,
+) -> int:
+    """Delete the contract's days from ``from_date`` on that its new terms no longer serve
+    (outside [start, end] or on a weekday it dropped); returns how many.
+
+    Called by ``contracts.services.contract_update_terms`` in its transaction, the contract
+    row locked. Days before ``from_date`` are history and stay whatever the new terms. A day
+    ahead that already carries a quantity (confirmed by a party, or the fallback's) is a
+    promise made under the old terms: the change is refused (409) rather than erasing it.
+    The days are locked first, so a confirmation that commits meanwhile is seen here.
+    """
+    ahead = list(
+        ServiceDay.objects.select_for_update()
+        .filter(contract_id=contract.pk, service_date__gte=from_date)
+        .order_by("service_date")
+        .only("id", "service_date", "expected_quantity", "status")
+    )
+    off = [
+        day
+        for day in ahead
+        if contract_rules.off_schedule(
+            day.service_date, weekdays=weekdays, start_date=start_date, end_date=end_date
+        )
+    ]
+    kept = [
+        day
+        for day in off
+        if day.expected_quantity is not None or day.status == ServiceDayStatus.CONFIRMED
+    ]
+    if kept:
+        dates = ", ".join(day.service_date.isoformat() for day in kept)
+        raise Conflict(
+            f"Service days with a confirmed quantity fall outside the new terms: {dates}"
+        )
+    if not off:
+        return 0
+    ServiceDay.objects.filter(pk__in=[day.pk for day in off]).delete()
+    # A queryset delete sends no signal (servicedays/signals.py).
+    readcache.invalidate_service_days(
+        [contract.pk], [contract.catering_company_id, contract.client_company_id]
+    )
+    return len(off)

@@ -182,3 +182,33 @@ def test_check_flags_a_shadowing_argon2_hasher(settings: Any) -> None:
     assert [m.id for m in check_password_hashers()] == ["companies.W002"]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     assert [m.id for m in check_password_hashers()] == ["companies.W001"]
+
+
+@pytest.mark.parametrize(
+    ("actor_company", "role", "staff", "expected"),
+    [
+        (None, "EMPLOYEE", True, None),  # platform staff
+        (None, "ADMIN", False, "This action requires a company account"),
+        (A, "ADMIN", False, None),
+        (A, "MANAGER", False, "This action requires the ADMIN role"),
+        (A, "EMPLOYEE", True, "This action requires the ADMIN role"),  # the flag grants nothing
+    ],
+)
+def test_user_admin_denial(
+    actor_company: Any, role: str, staff: bool, expected: str | None
+) -> None:
+    assert (
+        rules.user_admin_denial(
+            actor_company_id=actor_company, actor_role=role, actor_is_staff=staff
+        )
+        == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("actor_company", "staff", "allowed"),
+    [(None, True, True), (None, False, False), (A, True, False), (A, False, False)],
+)
+def test_staff_only_denial(actor_company: Any, staff: bool, allowed: bool) -> None:
+    denial = rules.staff_only_denial(actor_company_id=actor_company, actor_is_staff=staff)
+    assert denial == (None if allowed else "This action is reserved to platform staff")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -12,8 +17,9 @@ from chefops.testing.cast import Cast
 from chefops.testing.factories import ContractFactory
 from companies.models import User
 from contracts.models import Contract, ContractStatus
-from contracts.tests.helpers import post
+from contracts.tests.helpers import get, post
 from outbox.models import OutboxEvent
+from servicedays.models import ServiceDay
 
 pytestmark = pytest.mark.django_db
 
@@ -207,45 +213,240 @@ def test_add_refuses_a_client_as_the_caterer(admin_client: Client, cast: Cast) -
     assert not Contract.objects.exists()
 
 
-def test_change_edits_terms_and_weekdays_but_not_status_or_parties(
-    admin_client: Client, cast: Cast
+NOW = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)  # a Wednesday
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Traveller]:
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def change_url(contract: Contract) -> str:
+    return reverse("admin:contracts_contract_change", args=[contract.id])
+
+
+def change_form(
+    contract: Contract, days: list[int] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The change page's POST: the contract's terms as they are, then ``overrides``; the
+    weekday inline keeps the rows in ``days``, deletes the others and adds the missing ones."""
+    rows = list(contract.weekdays.order_by("id"))
+    wanted = [row.day_of_week for row in rows] if days is None else days
+    added = [day for day in wanted if day not in {row.day_of_week for row in rows}]
+    data: dict[str, Any] = {
+        "start_date": contract.start_date.isoformat(),
+        "end_date": contract.end_date.isoformat() if contract.end_date else "",
+        "price_per_service": str(contract.price_per_service),
+        "min_daily_quantity": str(contract.min_daily_quantity),
+        "max_daily_quantity": str(contract.max_daily_quantity),
+        "notice_period_hours": str(contract.notice_period_hours),
+        "weekdays-TOTAL_FORMS": str(len(rows) + len(added)),
+        "weekdays-INITIAL_FORMS": str(len(rows)),
+        "weekdays-MIN_NUM_FORMS": "1",
+        "weekdays-MAX_NUM_FORMS": "7",
+    }
+    if contract.flexible_quantity:
+        data["flexible_quantity"] = "on"
+    for i, row in enumerate(rows):
+        data[f"weekdays-{i}-id"] = str(row.id)
+        data[f"weekdays-{i}-contract"] = str(contract.id)
+        data[f"weekdays-{i}-day_of_week"] = str(row.day_of_week)
+        if row.day_of_week not in wanted:
+            data[f"weekdays-{i}-DELETE"] = "on"
+    for i, day in enumerate(added, start=len(rows)):
+        data[f"weekdays-{i}-contract"] = str(contract.id)
+        data[f"weekdays-{i}-day_of_week"] = str(day)
+    data.update(overrides)
+    return data
+
+
+def page_text(response: Any) -> str:
+    return response.content.decode().replace("&quot;", '"').replace("&#x27;", "'")
+
+
+def test_change_goes_through_the_service_and_emits_contract_updated(
+    admin_client: Client, staff: User, cast: Cast, clock: time_machine.Traveller
 ) -> None:
     contract = ContractFactory.create(
         catering_company=cast.catering.company, client_company=cast.client.company, weekdays=[1, 3]
     )
-    url = reverse("admin:contracts_contract_change", args=[contract.id])
-    days = list(contract.weekdays.order_by("id"))
-    data = {
-        "start_date": contract.start_date.isoformat(),
-        "end_date": "",
-        "price_per_service": "20.00",
-        "flexible_quantity": "on",
-        "min_daily_quantity": "5",
-        "max_daily_quantity": "10",
-        "notice_period_hours": "12",
-        "status": "TERMINATED",  # read-only: ignored
-        "client_company": str(cast.other_client.company.id),  # read-only: ignored
-        "weekdays-TOTAL_FORMS": "3",
-        "weekdays-INITIAL_FORMS": "2",
-        "weekdays-MIN_NUM_FORMS": "1",
-        "weekdays-MAX_NUM_FORMS": "7",
-        "weekdays-0-id": str(days[0].id),
-        "weekdays-0-contract": str(contract.id),
-        "weekdays-0-day_of_week": "1",
-        "weekdays-0-DELETE": "on",
-        "weekdays-1-id": str(days[1].id),
-        "weekdays-1-contract": str(contract.id),
-        "weekdays-1-day_of_week": "3",
-        "weekdays-2-contract": str(contract.id),
-        "weekdays-2-day_of_week": "6",
-    }
-    res = admin_client.post(url, data)
+    created_at = contract.updated_at
+    clock.shift(timedelta(hours=1))
+    data = change_form(
+        contract,
+        [3, 6],
+        price_per_service="20.00",
+        min_daily_quantity="5",
+        max_daily_quantity="10",
+        notice_period_hours="12",
+        status="TERMINATED",  # read-only: ignored
+        client_company=str(cast.other_client.company.id),  # read-only: ignored
+    )
+    res = admin_client.post(change_url(contract), data)
     assert res.status_code == 302, res.context and res.context["adminform"].form.errors
     contract.refresh_from_db()
     assert (contract.price_per_service, contract.max_daily_quantity) == (20, 10)
     assert contract.status == ContractStatus.ACTIVE
     assert contract.client_company_id == cast.client.company.id
     assert list(contract.weekdays.values_list("day_of_week", flat=True)) == [3, 6]
+    assert contract.updated_at == NOW + timedelta(hours=1) != created_at
+
+    event = OutboxEvent.objects.get()
+    assert (event.event_type, event.aggregate_type) == ("contract.updated", "Contract")
+    assert event.aggregate_id == str(contract.id)
+    assert event.metadata["actorUserId"] == str(staff.id)
+    assert event.metadata["actorCompanyId"] is None
+    payload = event.payload
+    assert payload["changedFields"] == [
+        "pricePerService",
+        "minDailyQuantity",
+        "maxDailyQuantity",
+        "noticePeriodHours",
+        "serviceDays",
+    ]
+    assert payload["previous"] == {
+        "pricePerService": 15.5,
+        "minDailyQuantity": 20,
+        "maxDailyQuantity": 80,
+        "noticePeriodHours": 24,
+        "serviceDays": [1, 3],
+    }
+    assert (payload["pricePerService"], payload["serviceDays"]) == (20.0, [3, 6])
+    assert payload["updatedAt"] == "2026-03-04T10:00:00.000Z"
+    assert payload["status"] == "ACTIVE"
+
+
+def test_saving_an_unchanged_contract_writes_nothing(
+    admin_client: Client, cast: Cast, clock: time_machine.Traveller
+) -> None:
+    contract = ContractFactory.create(
+        catering_company=cast.catering.company, client_company=cast.client.company
+    )
+    before = contract.updated_at
+    clock.shift(timedelta(hours=1))
+    res = admin_client.post(change_url(contract), change_form(contract))
+    assert res.status_code == 302, res.context and res.context["adminform"].form.errors
+    contract.refresh_from_db()
+    assert contract.updated_at == before
+    assert not OutboxEvent.objects.exists()
+
+
+def test_new_weekdays_drop_the_untouched_days_ahead_they_no_longer_serve(
+    admin_client: Client, cast: Cast, clock: time_machine.Traveller
+) -> None:
+    contract = ContractFactory.create(
+        catering_company=cast.catering.company,
+        client_company=cast.client.company,
+        start_date=date(2026, 1, 1),
+        weekdays=[1, 3],
+    )
+    past_monday = ServiceDay.objects.create(
+        contract=contract, service_date=date(2026, 3, 2), expected_quantity=30
+    )
+    today = ServiceDay.objects.create(contract=contract, service_date=date(2026, 3, 4))
+    ServiceDay.objects.create(contract=contract, service_date=date(2026, 3, 9))  # a Monday
+    res = admin_client.post(change_url(contract), change_form(contract, [3]))
+    assert res.status_code == 302, res.context and res.context["adminform"].form.errors
+    assert set(ServiceDay.objects.values_list("pk", flat=True)) == {past_monday.pk, today.pk}
+    event = OutboxEvent.objects.get()
+    assert event.payload["removedServiceDays"] == 1
+    assert event.payload["changedFields"] == ["serviceDays"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "days"),
+    [
+        ({"price_per_service": "21.00"}, [3]),  # drops the Monday of a confirmed day
+        ({"end_date": "2026-03-08"}, [1, 3]),  # ends before it
+        ({"start_date": "2026-03-10"}, [1, 3]),  # starts after it
+    ],
+)
+def test_a_change_the_service_refuses_is_a_form_error_and_writes_nothing(
+    admin_client: Client,
+    cast: Cast,
+    clock: time_machine.Traveller,
+    overrides: dict[str, str],
+    days: list[int],
+) -> None:
+    contract = ContractFactory.create(
+        catering_company=cast.catering.company,
+        client_company=cast.client.company,
+        start_date=date(2026, 1, 1),
+        weekdays=[1, 3],
+    )
+    confirmed = ServiceDay.objects.create(
+        contract=contract, service_date=date(2026, 3, 9), expected_quantity=25
+    )
+    untouched = ServiceDay.objects.create(contract=contract, service_date=date(2026, 3, 16))
+    before = Contract.objects.get(pk=contract.pk)
+    res = admin_client.post(change_url(contract), change_form(contract, days, **overrides))
+    assert res.status_code == 200
+    assert res.context["adminform"].form.non_field_errors() == [
+        "Service days with a confirmed quantity fall outside the new terms: 2026-03-09"
+    ]
+    assert "Service days with a confirmed quantity fall outside" in page_text(res)
+    contract.refresh_from_db()
+    assert contract.updated_at == before.updated_at
+    assert contract.price_per_service == Decimal("15.50")
+    assert (contract.start_date, contract.end_date) == (date(2026, 1, 1), None)
+    assert list(contract.weekdays.values_list("day_of_week", flat=True)) == [1, 3]
+    assert set(ServiceDay.objects.values_list("pk", flat=True)) == {confirmed.pk, untouched.pk}
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_terminated_contract_is_read_only(admin_client: Client, cast: Cast) -> None:
+    contract = ContractFactory.create(
+        catering_company=cast.catering.company,
+        client_company=cast.client.company,
+        status=ContractStatus.TERMINATED,
+    )
+    page = admin_client.get(change_url(contract))
+    assert page.status_code == 200
+    assert not page.context["has_change_permission"]
+    res = admin_client.post(change_url(contract), change_form(contract, price_per_service="1.00"))
+    assert res.status_code == 403
+    contract.refresh_from_db()
+    assert contract.price_per_service == Decimal("15.50")
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.fixture
+def read_cache(settings: Any) -> Iterator[None]:
+    settings.READ_CACHE_SECONDS = 300
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_read_cache_shows_a_change_made_in_the_admin(
+    admin_client: Client, cast: Cast, clock: time_machine.Traveller, read_cache: None
+) -> None:
+    contract = ContractFactory.create(
+        catering_company=cast.catering.company,
+        client_company=cast.client.company,
+        start_date=date(2026, 1, 1),
+        weekdays=[1, 3],
+    )
+    ServiceDay.objects.create(contract=contract, service_date=date(2026, 3, 4))
+    ServiceDay.objects.create(contract=contract, service_date=date(2026, 3, 9))
+    api = cast.api(cast.client.employee)
+    days_url = f"/api/contracts/{contract.id}/service-days?from=2026-03-01&to=2026-03-31"
+
+    def read() -> tuple[Any, list[str]]:
+        listed = get(api, "/api/contracts").json()
+        return listed[0]["pricePerService"], [
+            d["serviceDate"][:10] for d in get(api, days_url).json()
+        ]
+
+    assert read() == (15.5, ["2026-03-04", "2026-03-09"])
+    assert read() == (15.5, ["2026-03-04", "2026-03-09"])  # now from the cache
+    data = change_form(contract, [3, 5], price_per_service="17.25")
+    res = admin_client.post(change_url(contract), data)
+    assert res.status_code == 302, res.context and res.context["adminform"].form.errors
+    # the Monday ahead is gone; the new Friday came from the generation after the commit
+    assert read() == (17.25, ["2026-03-04", "2026-03-06", "2026-03-11"])
 
 
 def test_contracts_cannot_be_deleted_in_the_admin(admin_client: Client, cast: Cast) -> None:
@@ -256,7 +457,7 @@ def test_contracts_cannot_be_deleted_in_the_admin(admin_client: Client, cast: Ca
     assert admin_client.get(url).status_code == 403
 
 
-def test_a_conflict_found_only_by_the_service_is_a_message_not_a_500(
+def test_a_conflict_found_only_by_the_service_is_a_form_error_not_a_500(
     admin_client: Client, cast: Cast, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The race window: the form's pair check passed, then another ACTIVE contract appeared."""
@@ -266,11 +467,11 @@ def test_a_conflict_found_only_by_the_service_is_a_message_not_a_500(
     ContractFactory.create(
         catering_company=cast.catering.company, client_company=cast.client.company
     )
-    res = admin_client.post(ADD, add_form(cast, [1]), follow=True)
+    res = admin_client.post(ADD, add_form(cast, [1]))
     assert res.status_code == 200
-    assert messages_of(res) == [
+    assert res.context["adminform"].form.non_field_errors() == [
         'An active contract already exists between "Delicias del Sur" and "TechCorp Argentina"'
     ]
-    assert res.redirect_chain == [(ADD, 302)]
+    assert res.context["adminform"].form.data["price_per_service"] == "14.75"  # input kept
     assert Contract.objects.count() == 1
     assert not OutboxEvent.objects.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -155,3 +156,89 @@ def test_is_party() -> None:
     assert rules.is_party(2, catering_company_id=1, client_company_id=2)
     assert not rules.is_party(3, catering_company_id=1, client_company_id=2)
     assert not rules.is_party(None, catering_company_id=None, client_company_id=2)
+
+
+# --- the terms ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("company", "staff", "expected"),
+    [
+        (None, True, None),
+        (None, False, rules.TERMS_STAFF_ONLY_MESSAGE),
+        ("a-company", True, rules.TERMS_STAFF_ONLY_MESSAGE),  # a company user with the flag
+        ("a-company", False, rules.TERMS_STAFF_ONLY_MESSAGE),
+    ],
+)
+def test_terms_change_denial(company: str | None, staff: bool, expected: str | None) -> None:
+    assert rules.terms_change_denial(actor_company_id=company, actor_is_staff=staff) == expected
+
+
+def test_terms_change_error_for_every_status() -> None:
+    assert {status: rules.terms_change_error(status) for status in STATUSES} == {
+        ACTIVE: None,
+        PAUSED: None,
+        TERMINATED: "Cannot change the terms of a terminated contract",
+    }
+    with pytest.raises(ValueError, match="Unknown contract status"):
+        rules.terms_change_error("DRAFT")
+
+
+def terms(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "start_date": date(2026, 1, 1),
+        "end_date": None,
+        "price_per_service": Decimal("15.50"),
+        "min_daily_quantity": 20,
+        "max_daily_quantity": 80,
+        "notice_period_hours": 24,
+        "service_days": [1, 3, 5],
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, []),
+        ({"min_daily_quantity": 80, "price_per_service": Decimal(0), "notice_period_hours": 0}, []),
+        ({"end_date": date(2026, 1, 1)}, []),
+        ({"price_per_service": Decimal("-0.01")}, ["pricePerService must not be less than 0"]),
+        ({"min_daily_quantity": -1}, ["minDailyQuantity must not be less than 0"]),
+        (
+            {"max_daily_quantity": -1},
+            [
+                "maxDailyQuantity must not be less than 0",
+                "minDailyQuantity cannot be greater than maxDailyQuantity",
+            ],
+        ),
+        ({"notice_period_hours": -5}, ["noticePeriodHours must not be less than 0"]),
+        ({"min_daily_quantity": 81}, ["minDailyQuantity cannot be greater than maxDailyQuantity"]),
+        ({"service_days": []}, ["serviceDays must contain at least 1 elements"]),
+        ({"service_days": [8]}, ["each value in serviceDays must not be greater than 7"]),
+        ({"end_date": date(2025, 12, 31)}, ["endDate must not be before startDate"]),
+    ],
+)
+def test_terms_errors(overrides: dict[str, object], expected: list[str]) -> None:
+    assert rules.terms_errors(**terms(**overrides)) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (date(2026, 3, 2), False),  # Monday, inside
+        (date(2026, 3, 3), True),  # Tuesday
+        (date(2026, 2, 27), True),  # Friday before the start
+        (date(2026, 3, 1), True),  # Sunday
+        (date(2026, 3, 30), False),  # Monday, the last day
+        (date(2026, 4, 6), True),  # Monday after the end
+    ],
+)
+def test_off_schedule(day: date, expected: bool) -> None:
+    assert (
+        rules.off_schedule(
+            day, weekdays=[1, 5], start_date=date(2026, 3, 2), end_date=date(2026, 3, 30)
+        )
+        is expected
+    )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.db import connection, connections, transaction
 
-from chefops.api.errors import BadRequest, Conflict, DomainError, Forbidden
+from chefops.api.errors import BadRequest, Conflict, DomainError, Forbidden, NotFound
 from chefops.testing.cast import Cast
 from chefops.testing.factories import ContractFactory
 from companies.models import User
@@ -248,3 +250,98 @@ def test_two_api_creates_for_one_pair_at_once_give_201_and_409(cast: Cast) -> No
     assert sorted(statuses) == [201, 409]
     assert Contract.objects.count() == 1
     assert OutboxEvent.objects.filter(event_type="contract.created").count() == 1
+
+
+# --- the terms ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_only_staff_change_terms_and_every_rule_applies(cast: Cast, contract: Contract) -> None:
+    staff = User.objects.create_superuser("ops@chefops.local", "pw-for-tests-only")
+    for company_user in (cast.client.admin, cast.catering.manager):
+        with pytest.raises(Forbidden) as denied:
+            services.contract_update_terms(
+                contract_id=contract.id, actor=company_user, data={"max_daily_quantity": 90}
+            )
+        assert denied.value.message == "Only platform staff can change the terms of a contract"
+    with pytest.raises(BadRequest) as refused:
+        services.contract_update_terms(
+            contract_id=contract.id,
+            actor=staff,
+            data={"min_daily_quantity": 81, "service_days": [2, 2], "notice_period_hours": -1},
+        )
+    assert refused.value.message == [
+        "noticePeriodHours must not be less than 0",
+        "minDailyQuantity cannot be greater than maxDailyQuantity",
+        "serviceDays must not contain duplicate values",
+    ]
+    with pytest.raises(NotFound):
+        services.contract_update_terms(contract_id=uuid.uuid4(), actor=staff, data={})
+    with pytest.raises(TypeError):
+        services.contract_update_terms(contract_id=contract.id, actor=staff, data={"status": "X"})
+    Contract.objects.filter(pk=contract.pk).update(status=ContractStatus.TERMINATED)
+    with pytest.raises(BadRequest) as terminated:
+        services.contract_update_terms(
+            contract_id=contract.id, actor=staff, data={"max_daily_quantity": 90}
+        )
+    assert terminated.value.message == "Cannot change the terms of a terminated contract"
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.postgres  # SQLite stores any number
+@pytest.mark.django_db
+def test_a_database_refusal_of_the_terms_is_a_400(cast: Cast, contract: Contract) -> None:
+    """What the rules let through and a column cannot hold (a price of 10^10 or more)."""
+    with pytest.raises(BadRequest) as refused:
+        services.contract_update_terms(
+            contract_id=contract.id,
+            actor=None,
+            data={"price_per_service": Decimal("12345678901.00")},
+        )
+    assert refused.value.message == "The new terms are outside what a contract can hold"
+    contract.refresh_from_db()
+    assert contract.price_per_service == Decimal("15.50")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_in_flight_wins_over_a_change_of_weekdays(cast: Cast) -> None:
+    """The terms change locks the days ahead: it waits for the confirmation's commit, then
+    sees the day confirmed and refuses, instead of deleting a confirmed day."""
+    from servicedays.models import ServiceDay
+    from servicedays.tests.helpers import make_day
+
+    contract = ContractFactory.create(
+        catering_company=cast.catering.company,
+        client_company=cast.client.company,
+        start_date=date(2020, 1, 1),
+        weekdays=[1, 3],
+    )
+    monday = make_day(contract, date(2999, 1, 7))  # a Monday, far ahead
+    confirming, release = threading.Event(), threading.Event()
+    results: dict[str, Any] = {}
+
+    def confirmation() -> None:
+        with transaction.atomic():
+            day = ServiceDay.objects.select_for_update().get(pk=monday.pk)
+            day.expected_quantity = 30
+            day.save(update_fields=["expected_quantity"])
+            confirming.set()
+            release.wait(10)
+
+    first = _in_thread(confirmation, results, "confirmation")
+    assert confirming.wait(10)
+    second = _in_thread(
+        lambda: services.contract_update_terms(
+            contract_id=contract.id, actor=None, data={"service_days": [3]}
+        ),
+        results,
+        "terms",
+    )
+    _wait_until_a_backend_waits_for_a_lock()
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert isinstance(results["terms"], Conflict)
+    assert ServiceDay.objects.get(pk=monday.pk).expected_quantity == 30
+    assert list(contract.weekdays.values_list("day_of_week", flat=True)) == [1, 3]

@@ -42,8 +42,9 @@ def test_admin_changelist_filters_and_search(staff_client: Any, contract: Any) -
     assert staff_client.get(url + "?service_date__year=2026").status_code == 200
     change = staff_client.get(f"{url}{day.pk}/change/")
     assert change.status_code == 200
+    # quantities are confirmations (servicedays/tests/test_admin.py); the rest is read-only
     readonly = change.context["adminform"].readonly_fields
-    for name in ("expected_quantity", "served_quantity", "expected_confirmed_at", "status"):
+    for name in ("expected_confirmed_at", "served_confirmed_at", "status", "service_date"):
         assert name in readonly
 
 
