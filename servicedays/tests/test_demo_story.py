@@ -252,6 +252,19 @@ def test_the_seeded_demo_is_believable_on_any_date(today: date) -> None:
                 assert budget["consumed"] > 0, where
             assert bool(body["recentServices"]) == has_service_day(active, cur_first, today)
 
+        # The caterer's dashboard shows the mirror figures (revenue) on any date too.
+        for caterer in Company.objects.filter(company_type=CompanyType.CATERING):
+            res = admin_of(caterer.email).get("/api/contracts/finance-metrics")
+            assert res.status_code == 200, res.content
+            body = res.json()
+            where = (today.isoformat(), caterer.name, body)
+            contracts = list(caterer.catering_contracts.all())
+            if not contracts:
+                continue
+            assert body["budget"]["previousMonth"] > 0, where
+            if any(c.status == ContractStatus.ACTIVE for c in contracts):
+                assert body["kpis"]["upcomingServicesWeek"]["count"] > 0, where
+
         monday = rules.monday_of_week(today)
         for contract in Contract.objects.filter(status=ContractStatus.ACTIVE).select_related(
             "client_company"
