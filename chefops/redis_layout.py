@@ -168,6 +168,7 @@ def server_findings(cache_url: str, broker_url: str) -> list[Finding]:
         if url and is_redis_url(url):
             roles.setdefault(server(url), (url, set()))[1].add(role)
     findings = []
+    unreachable: set[tuple[str, str, int]] = set()
     for url, holds in roles.values():
         names = " and ".join(sorted(holds))
         label = f"Redis of the {names} ({where(url)})"
@@ -186,6 +187,7 @@ def server_findings(cache_url: str, broker_url: str) -> list[Finding]:
             continue
         except redis.RedisError as exc:
             findings.append(Finding("warning", "chefops.W103", f"{label}: unreachable ({exc})."))
+            unreachable.add(server(url))
             continue
         for problem in eviction_problems(policy, maxmemory, holds):
             findings.append(
@@ -198,7 +200,7 @@ def server_findings(cache_url: str, broker_url: str) -> list[Finding]:
         "must name database 0",
     }
     for variable, url in (("CACHE_URL", cache_url), ("CELERY_BROKER_URL", broker_url)):
-        if url and is_redis_url(url) and database(url) != 0:
+        if url and is_redis_url(url) and database(url) != 0 and server(url) not in unreachable:
             refused = _database_refused(url)
             if refused:
                 findings.append(
@@ -246,7 +248,7 @@ def _database_refused(url: str) -> str | None:
     except redis.ResponseError as exc:
         return str(exc)
     except redis.RedisError:
-        return None  # unreachable: reported once per server above
+        return None  # unreachable: reported once per server
     finally:
         client.close()
     return None

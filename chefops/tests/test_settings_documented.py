@@ -10,7 +10,8 @@ fails.
 
 Processes are slow on a busy machine, so the checks share a few: one per profile
 (development, production), one of production with the two Redis URLs instead of REDIS_URL,
-and one that loads gunicorn.conf.py the way gunicorn does. The reverse holds too: a variable the code reads must have a row.
+and one that loads gunicorn.conf.py the way gunicorn does. The reverse holds too: a variable
+the code reads must have a row.
 """
 
 from __future__ import annotations
