@@ -120,8 +120,10 @@ def server_env(
             "GUNICORN_MAX_REQUESTS": "0",
         }
     )
-    # Production runs with Redis (cache, throttles, broker); the read cache needs it.
-    env.pop("REDIS_URL", None)
+    # Production runs with Redis (cache, throttles, broker); the read cache needs it. The
+    # broker in REDIS_URL's database, the cache in the next (chefops/redis_layout.py).
+    for name in ("REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL"):
+        env.pop(name, None)
     if redis_url:
         env["REDIS_URL"] = redis_url
         # Keys of this run only: the Redis database may be shared (another benchmark, a
@@ -141,12 +143,20 @@ def bench_cache_prefix(label: str) -> str:
 
 
 def clear_cache_prefix(redis_url: str, prefix: str) -> None:
-    """Delete the keys the server wrote under ``prefix`` (chefops.cache.ChefOpsRedisCache.clear:
-    SCAN + UNLINK of that prefix only)."""
+    """Delete the keys the server wrote under ``prefix`` in the cache's database (derived from
+    ``redis_url`` as the server does): SCAN + UNLINK of that prefix only, as the cache's
+    clear() does."""
     sys.path.insert(0, str(ROOT))
-    from chefops.cache import ChefOpsRedisCache
+    import redis
 
-    ChefOpsRedisCache(redis_url, {"KEY_PREFIX": prefix}).clear()
+    from chefops.cache import delete_prefix
+    from chefops.redis_layout import layout
+
+    client = redis.Redis.from_url(layout(redis_url)[0])
+    try:
+        delete_prefix(client, prefix)
+    finally:
+        client.close()
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: int = 600) -> str:
@@ -173,7 +183,8 @@ def ensure_database(db_url: str) -> None:
 def django_setup(env: dict[str, str]) -> None:
     for key in ("DATABASE_URL", "DJANGO_ENV", "DEBUG", "LOG_LEVEL", "ACCESS_TOKEN_MINUTES"):
         os.environ[key] = env[key]
-    os.environ.pop("REDIS_URL", None)
+    for name in ("REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL"):
+        os.environ.pop(name, None)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chefops.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -760,8 +771,8 @@ def main() -> None:
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
-        help="Redis database the server uses (its keys under a prefix of this run, removed "
-        "afterwards; never flushed); '' to run without Redis",
+        help="REDIS_URL of the server: its broker in this database, its cache in the next (keys "
+        "under a prefix of this run, removed afterwards; never flushed); '' for no Redis",
     )
     parser.add_argument(
         "--read-cache",

@@ -94,7 +94,8 @@ def ensure_database(url: str) -> None:
 
 def server_env(args: argparse.Namespace, port: int) -> dict[str, str]:
     env = {
-        **os.environ,
+        # REDIS_URL alone places broker and cache (chefops/redis_layout.py): not a caller's.
+        **{k: v for k, v in os.environ.items() if k not in {"CACHE_URL", "CELERY_BROKER_URL"}},
         "DJANGO_ENV": "development",
         "DEBUG": "false",
         "DATABASE_URL": args.database_url,

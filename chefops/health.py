@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -55,20 +56,28 @@ def cache_ok() -> bool:
 
 
 def broker_ok() -> bool:
-    if settings.REDIS_URL:
+    """The Celery broker answers: its own Redis database (``CELERY_BROKER_URL``), probed apart
+    from the cache's, or the filesystem broker's folder."""
+    if settings.REDIS_BROKER_URL:
         import redis
 
         try:
-            client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-            )
-            return bool(client.ping())
+            return bool(_broker_client(settings.REDIS_BROKER_URL).ping())
         except redis.RedisError as exc:
             logger.warning("health: broker unreachable: %s", exc)
             return False
     folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
     folder.mkdir(parents=True, exist_ok=True)
     return folder.is_dir()
+
+
+@functools.lru_cache(maxsize=4)
+def _broker_client(url: str) -> Any:
+    """One client (and connection pool) per process: a probe reuses its connection instead of
+    opening one, and never leaks one."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
 def _uptime() -> float:

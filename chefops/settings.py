@@ -17,6 +17,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from chefops import redis_layout
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -46,6 +48,12 @@ if IS_PRODUCTION_LIKE:
         name
         for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS")
         if not env.str(name, default="")
+        # REDIS_URL is only the default of both: naming the two Redis URLs will do.
+        and not (
+            name == "REDIS_URL"
+            and env.str("CACHE_URL", default="")
+            and env.str("CELERY_BROKER_URL", default="")
+        )
     ]
     # /metrics without a token would be public (outbox, database and disk figures); only an
     # explicit METRICS_PUBLIC=true says the network keeps it private.
@@ -179,38 +187,58 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Cache / Redis --------------------------------------------------------------------------
+# Two Redis databases (chefops/redis_layout.py, README "Redis"): the Celery broker and its
+# results in the one REDIS_URL names, the Django cache in the next; CELERY_BROKER_URL and
+# CACHE_URL override either (a single-database Redis: CACHE_URL = the broker's URL).
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
+try:
+    CACHE_URL, REDIS_BROKER_URL = redis_layout.layout(
+        REDIS_URL,
+        cache_url=env.str("CACHE_URL", default=""),
+        broker_url=env.str("CELERY_BROKER_URL", default=""),
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+if CACHE_URL:
     CACHES = {
         "default": {
-            "BACKEND": "chefops.cache.ChefOpsRedisCache",
-            "LOCATION": REDIS_URL,
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": [CACHE_URL],  # a list: django-redis would split a string on commas
             "KEY_PREFIX": env.str(
                 "CACHE_KEY_PREFIX",
                 default=f"chefops-test-{TEST_RUN_ID}" if TEST_RUN_ID else "chefops",
             ),
             "TIMEOUT": 300,
+            "OPTIONS": {
+                # clear() deletes KEY_PREFIX's keys, never FLUSHDB (chefops/cache.py).
+                "CLIENT_CLASS": "chefops.cache.PrefixClearClient",
+                # A silent Redis fails a cache call within seconds (callers fall back to the
+                # database) instead of holding a request thread forever.
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Per-tenant cache of the hot read endpoints (chefops/readcache.py), seconds an entry lives.
-# Needs a cache every process shares (Redis): off without REDIS_URL, and off in tests unless a
+# Needs a cache every process shares (Redis): off without CACHE_URL, and off in tests unless a
 # test turns it on (tests write rows with queryset updates that a cache would not see).
 READ_CACHE_SECONDS = env.int(
-    "READ_CACHE_SECONDS", default=300 if REDIS_URL and DJANGO_ENV != "test" else 0
+    "READ_CACHE_SECONDS", default=300 if CACHE_URL and DJANGO_ENV != "test" else 0
 )
 # The same for the authenticated user and company of each request (companies/principals.py).
 AUTH_CACHE_SECONDS = env.int(
-    "AUTH_CACHE_SECONDS", default=300 if REDIS_URL and DJANGO_ENV != "test" else 0
+    "AUTH_CACHE_SECONDS", default=300 if CACHE_URL and DJANGO_ENV != "test" else 0
 )
-if not REDIS_URL:
+if not CACHE_URL:
     READ_CACHE_SECONDS = AUTH_CACHE_SECONDS = 0
 
 # --- Celery ---------------------------------------------------------------------------------
 _STATE_ROOT = TEST_STATE_DIR or BASE_DIR
 RUN_DIR = Path(env.str("RUN_DIR", default=str(_STATE_ROOT / ".run")))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {}
+CELERY_RESULT_BACKEND: str | None
 # A publish (the after-commit nudge of the outbox, beat's schedule) fails within seconds when
 # Redis is down or silent, instead of kombu's retry loop or a socket that waits forever: one
 # connection attempt, connect within 2 s, any reply within 3 s (above the worker's 1 s BRPOP).
@@ -220,17 +248,17 @@ REDIS_BROKER_FAIL_FAST_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 2,
     "socket_timeout": 3,
 }
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_RESULT_BACKEND = REDIS_URL
+if REDIS_BROKER_URL:
+    CELERY_BROKER_URL = REDIS_BROKER_URL
+    CELERY_RESULT_BACKEND = REDIS_BROKER_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = dict(REDIS_BROKER_FAIL_FAST_OPTIONS)
     if TEST_RUN_ID:
         # Every key of the broker (queues, bindings, unacked) and of the results, prefixed:
-        # a worker started by this run never takes another run's tasks.
-        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"chefops-test-{TEST_RUN_ID}:"
-        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
-            "global_keyprefix": f"chefops-test-{TEST_RUN_ID}:"
-        }
+        # a worker started by this run never takes another run's tasks. Not the cache's
+        # "<prefix>:": its clear() must spare them where both share one database.
+        _broker_prefix = f"chefops-test-{TEST_RUN_ID}-celery:"
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = _broker_prefix
+        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": _broker_prefix}
 else:
     # Single-machine mode: the filesystem transport (kombu) needs no service, and the worker
     # started by `make run` also runs beat (-B), so tasks and periodic jobs still execute.

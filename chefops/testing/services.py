@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings
 
+from chefops import redis_layout
+
 CONNECT_TIMEOUT_SECONDS = 3
 
 
@@ -17,10 +19,20 @@ def unreachable_services() -> list[str]:
         problem = _postgres_problem(settings.DATABASES["default"])
         if problem:
             problems.append(problem)
-    if settings.REDIS_URL:
-        problem = _redis_problem(settings.REDIS_URL)
-        if problem:
-            problems.append(problem)
+    # The broker's and the cache's databases (chefops/redis_layout.py); a dead server once.
+    failed: set[tuple[str, str, int]] = set()
+    seen: set[str] = set()
+    for name, url in (
+        ("REDIS_URL", settings.REDIS_URL),
+        ("CELERY_BROKER_URL", settings.REDIS_BROKER_URL),
+        ("CACHE_URL", settings.CACHE_URL),
+    ):
+        if url and url not in seen and redis_layout.server(url) not in failed:
+            seen.add(url)
+            problem = _redis_problem(name, url)
+            if problem:
+                problems.append(problem)
+                failed.add(redis_layout.server(url))
     return problems
 
 
@@ -49,7 +61,7 @@ def _postgres_problem(db: dict[str, Any]) -> str | None:
     return f"DATABASE_URL {where} is unreachable: {detail}"
 
 
-def _redis_problem(url: str) -> str | None:
+def _redis_problem(name: str, url: str) -> str | None:
     from urllib.parse import urlsplit
 
     import redis
@@ -64,7 +76,7 @@ def _redis_problem(url: str) -> str | None:
     try:
         client.ping()
     except redis.RedisError as exc:
-        return f"REDIS_URL {where} is unreachable: {exc}"
+        return f"{name} {where} is unreachable: {exc}"
     finally:
         client.close()
     return None

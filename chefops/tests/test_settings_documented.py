@@ -9,8 +9,9 @@ configuration, the staff-user command. A variable nobody reads leaves the defaul
 fails.
 
 Processes are slow on a busy machine, so the checks share a few: one per profile
-(development, production) and one that loads gunicorn.conf.py the way gunicorn does. The
-reverse holds too: a variable the code reads must have a row.
+(development, production), one of production with the two Redis URLs instead of REDIS_URL,
+and one that loads gunicorn.conf.py the way gunicorn does. The reverse holds too: a variable
+the code reads must have a row.
 """
 
 from __future__ import annotations
@@ -112,6 +113,14 @@ def smtp_against_a_silent_server():
     finally:
         signal.alarm(0)
     return [connection.timeout, "timed out" in outcome]
+
+
+def cache_server():
+    # Where the Django cache's client connects (built without connecting): host, port, db.
+    from django.core.cache import cache
+
+    kwargs = cache.client.get_client().connection_pool.connection_kwargs
+    return [kwargs["host"], kwargs["port"], kwargs.get("db", 0)]
 
 
 def multiprocess_metrics():
@@ -252,10 +261,11 @@ PRODUCTION: dict[str, Check] = {
     ),
     "CONN_MAX_AGE": Check("17", f"{_DB}['CONN_MAX_AGE']", 17),
     "DB_CONNECT_TIMEOUT": Check("5", f"{_DB}['OPTIONS']['connect_timeout']", 5),
+    # The broker (and results) in the database REDIS_URL names, the cache in the next one.
     "REDIS_URL": Check(
         "redis://127.0.0.1:1/7",
-        f"[settings.CACHES['default']['LOCATION'], {_CELERY}.broker_url]",
-        ["redis://127.0.0.1:1/7", "redis://127.0.0.1:1/7"],
+        f"[cache_server(), {_CELERY}.broker_url, {_CELERY}.result_backend]",
+        [["127.0.0.1", 1, 8], "redis://127.0.0.1:1/7", "redis://127.0.0.1:1/7"],
     ),
     "CACHE_KEY_PREFIX": Check(
         "probe-prefix",
@@ -276,6 +286,19 @@ PRODUCTION: dict[str, Check] = {
     "SECURE_HSTS_SECONDS": Check("600", "settings.SECURE_HSTS_SECONDS", 600),
     "METRICS_TOKEN": Check("probe-metrics-token", "settings.METRICS_TOKEN", "probe-metrics-token"),
     "METRICS_PUBLIC": Check("true", "settings.METRICS_PUBLIC", True),
+}
+
+REDIS: dict[str, Check] = {
+    "CACHE_URL": Check(
+        "redis://127.0.0.1:1/5",
+        "[settings.CACHES['default']['LOCATION'], cache_server()]",
+        [["redis://127.0.0.1:1/5"], ["127.0.0.1", 1, 5]],
+    ),
+    "CELERY_BROKER_URL": Check(
+        "redis://127.0.0.1:1/6",
+        f"[{_CELERY}.broker_url, {_CELERY}.result_backend]",
+        ["redis://127.0.0.1:1/6", "redis://127.0.0.1:1/6"],
+    ),
 }
 
 GUNICORN: dict[str, Check] = {
@@ -319,6 +342,19 @@ GROUPS = {
         },
     ),
     "gunicorn": Group("gunicorn", GUNICORN, {}, {}),
+    # Production without REDIS_URL: the two Redis URLs named instead, each reaching its user.
+    "redis": Group(
+        "django",
+        REDIS,
+        {
+            "DJANGO_ENV": "production",
+            "SECRET_KEY": "probe-" + "Zq8!k" * 10,
+            "DATABASE_URL": "postgres://probe_user:pw@127.0.0.1:1/probe_db",
+            "ALLOWED_HOSTS": "probe.example",
+            "METRICS_PUBLIC": "true",
+        },
+        {"read cache on": ("__import__('chefops.readcache').readcache.enabled()", True)},
+    ),
 }
 
 # Read by the staff-user command when it runs (at deploy time), not at start-up: checked in

@@ -41,8 +41,8 @@ def test_redis_keys_carry_the_run_id_and_clear_spares_everyone_elses() -> None:
 
     prefix = f"chefops-test-{settings.TEST_RUN_ID}"
     assert settings.CACHES["default"]["KEY_PREFIX"] == prefix
-    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] == f"{prefix}:"
-    raw = redis.Redis.from_url(settings.REDIS_URL)
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] == f"{prefix}-celery:"
+    raw = redis.Redis.from_url(settings.CACHE_URL)
     others = {
         "chefops-test-another-run:1:entry": b"theirs",
         "chefops:1:production-entry": b"theirs",
