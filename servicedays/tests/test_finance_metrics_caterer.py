@@ -342,13 +342,15 @@ def _client_renamed(cast: Any, contract: Contract, cached: Callable[[], None]) -
     client.save()
 
 
-def _admin_deletes_a_day(cast: Any, contract: Contract, cached: Callable[[], None]) -> None:
+def _staff_confirm_served_in_the_admin(
+    cast: Any, contract: Contract, cached: Callable[[], None]
+) -> None:
     day = make_day(contract, date(2026, 1, 19), expected_quantity=20)
     cached()
     staff = get_user_model().objects.create_superuser(email="ops@example.com", password="x-pass-1")
     browser = Client()
     browser.force_login(staff)
-    res = browser.post(f"/admin/servicedays/serviceday/{day.pk}/delete/", {"post": "yes"})
+    res = browser.post(f"/admin/servicedays/serviceday/{day.pk}/change/", {"served_quantity": "17"})
     assert res.status_code == 302
 
 
@@ -382,7 +384,10 @@ WRITERS: dict[str, tuple[Writer, Callable[[dict[str, Any]], bool]]] = {
         _contract_paused,  # every status counts: the same figures, recomputed
         lambda body: body["budget"]["estimated"] == 310,
     ),
-    "admin deletes a day": (_admin_deletes_a_day, lambda body: body == ZEROS),
+    "staff confirm served in the admin": (
+        _staff_confirm_served_in_the_admin,
+        lambda body: body["budget"]["consumed"] == 264,  # 17 x 15.5 = 263.5, half up
+    ),
     "client renamed": (
         _client_renamed,
         lambda body: body["recentServices"][0]["clientCompanyName"] == "TechCorp Renamed",
