@@ -173,3 +173,102 @@ def test_the_health_schema_documents_version(tmp_path: Path) -> None:
     health = schema["components"]["schemas"]["Health"]
     assert "version" in health["properties"]
     assert "commit SHA" in health["properties"]["version"]["description"]
+
+
+# --- deploy/railway/deploy.sh, the deploy workflows' script --------------------------------
+# Railway cannot be reached from the tests: a stand-in `railway` on PATH records its arguments
+# (and fails when told to); everything else is real, the health wait and post-deploy check
+# against the served release included. Only probe routes reach that server, so the check's
+# p95 rule has no requests to judge (n/a) whatever the machine's load.
+_RAILWAY_STANDIN = """#!/bin/sh
+echo "$*" >> "$RAILWAY_CALLS"
+case "$*" in *"$RAILWAY_FAIL_ON"*) [ -n "$RAILWAY_FAIL_ON" ] && exit 1 ;; esac
+exit 0
+"""
+
+
+def _deploy(base: str, sha: str, tmp_path: Path, **extra: str) -> tuple[int, str, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    railway = bin_dir / "railway"
+    railway.write_text(_RAILWAY_STANDIN, encoding="utf-8")
+    railway.chmod(0o755)
+    calls = tmp_path / "calls.log"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHON": sys.executable,
+        "DJANGO_ENV": "development",
+        "METRICS_TOKEN": TOKEN,
+        "RAILWAY_TOKEN": "project-token-for-tests",
+        "RAILWAY_CALLS": str(calls),
+        "RAILWAY_FAIL_ON": "",
+        "POSTDEPLOY_TIMEOUT": "120",
+        **extra,
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "railway" / "deploy.sh"), "staging", sha, base + "/"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    made = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
+    return result.returncode, result.stdout + result.stderr, made
+
+
+@pytest.mark.slow
+def test_deploy_script_deploys_the_three_services_and_waits_for_the_release(
+    served_release: str, tmp_path: Path
+) -> None:
+    code, output, calls = _deploy(served_release, RELEASE, tmp_path)
+    assert code == 0, output
+    assert calls == [
+        *(
+            f"variables --service {s} --environment staging --skip-deploys "
+            f"--set CHEFOPS_VERSION={RELEASE}"
+            for s in ("web", "worker", "beat")
+        ),
+        *(f"up --ci --service {s} --environment staging" for s in ("web", "worker", "beat")),
+    ]
+    assert f"postdeploy_check OK: health ok (version {RELEASE})" in output
+    assert f"Deployed {RELEASE} to staging" in output
+
+
+@pytest.mark.slow
+def test_deploy_script_fails_with_the_release_to_roll_back_to(
+    served_release: str, tmp_path: Path
+) -> None:
+    """The new release never shows up (the old one keeps answering): the deploy fails and
+    names the release that served before it."""
+    new = "1" * 40
+    code, output, _ = _deploy(
+        served_release,
+        new,
+        tmp_path,
+        POSTDEPLOY_TIMEOUT="1",
+        ROLLBACK_HINT="run deploy-prod with version set to that release",
+    )
+    assert code == 1, output
+    assert f"reports version {RELEASE}, not the expected {new}" in output
+    assert f"ROLL BACK to the release that served before: {RELEASE}" in output
+    assert "run deploy-prod with version set to that release" in output
+
+
+@pytest.mark.slow
+def test_deploy_script_stops_at_a_failed_railway_up(served_release: str, tmp_path: Path) -> None:
+    code, output, calls = _deploy(
+        served_release, RELEASE, tmp_path, RAILWAY_FAIL_ON="up --ci --service worker"
+    )
+    assert code == 1, output
+    assert f"Deploy of {RELEASE} to staging FAILED: railway up of worker" in output
+    assert f"ROLL BACK to the release that served before: {RELEASE}" in output
+    assert not any("--service beat" in call and call.startswith("up") for call in calls)
+
+
+def test_deploy_script_refuses_a_malformed_commit(tmp_path: Path) -> None:
+    code, output, calls = _deploy("http://127.0.0.1:1", "main; rm -rf /", tmp_path)
+    assert code == 2 and "COMMIT_SHA must be a lowercase hex commit SHA" in output
+    assert calls == []
