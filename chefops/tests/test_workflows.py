@@ -16,10 +16,10 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 
 def workflow(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text(encoding="utf-8"))
+    raw: dict[Any, Any] = yaml.safe_load((WORKFLOWS / f"{name}.yml").read_text(encoding="utf-8"))
     # YAML 1.1 reads the key `on` as the boolean true.
-    data["on"] = data.pop(True, data.get("on"))
-    return data
+    on = raw.pop(True, raw.get("on"))
+    return {**{str(k): v for k, v in raw.items()}, "on": on}
 
 
 def triggers(data: dict[str, Any]) -> dict[str, Any]:
