@@ -128,6 +128,7 @@ def production_env(args: argparse.Namespace, prefix: str) -> dict[str, str]:
             "ALLOWED_HOSTS": f"{HOST},localhost",
             "METRICS_TOKEN": secrets.token_urlsafe(32),
             "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback (TLS ends at the proxy)
+            "NO_REVERSE_PROXY": "true",  # the clients connect directly
             "LOG_JSON": "false",
         }
     )
@@ -137,7 +138,7 @@ def production_env(args: argparse.Namespace, prefix: str) -> dict[str, str]:
         env["GUNICORN_MAX_REQUESTS"] = "0"
     else:
         env.pop("GUNICORN_MAX_REQUESTS", None)
-    for name in ("GUNICORN_CMD_ARGS", "GUNICORN_WORKER_CONNECTIONS", "PORT"):
+    for name in ("GUNICORN_CMD_ARGS", "GUNICORN_WORKER_CONNECTIONS", "PORT", "NUM_PROXIES"):
         env.pop(name, None)
     return env
 

@@ -28,6 +28,10 @@ ensure_redis() {
 
 step "ruff / actionlint"
 make --no-print-directory lint
+step "Railway config files (check-jsonschema) / Dockerfile (hadolint)"
+$BIN/check-jsonschema --check-metaschema deploy/schemas/railway.schema.json
+$BIN/check-jsonschema --schemafile deploy/schemas/railway.schema.json deploy/railway/*.json
+$BIN/hadolint Dockerfile
 step "mypy"
 make --no-print-directory typecheck
 
@@ -49,7 +53,7 @@ step "check --deploy (production settings)"
 DJANGO_ENV=production \
   SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 60)" \
   DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 \
-  ALLOWED_HOSTS=chefops.example.com METRICS_TOKEN=ci-metrics-token \
+  ALLOWED_HOSTS=chefops.example.com METRICS_TOKEN=ci-metrics-token NUM_PROXIES=1 \
   $BIN/python manage.py check --deploy --fail-level WARNING
 step "OpenAPI schema validation"
 DJANGO_ENV=test $BIN/python manage.py spectacular --validate --fail-on-warn --file /dev/null

@@ -91,6 +91,12 @@ HEALTH_SCHEMA = inline_serializer(
         "timestamp": serializers.DateTimeField(),
         "database": serializers.CharField(),
         "uptime": serializers.FloatField(),
+        "version": serializers.CharField(
+            help_text=(
+                "The release this server runs: the deployed commit SHA (CHEFOPS_VERSION, or "
+                'the platform\'s commit variable), "dev" when none is known.'
+            )
+        ),
     },
 )
 
@@ -108,6 +114,7 @@ class HealthView(APIView):
             "timestamp": iso_ms(timezone.now()),
             "database": "connected" if ok else "disconnected",
             "uptime": _uptime(),
+            "version": settings.RELEASE_VERSION,
         }
         return Response(body, status=200 if ok else 503)
 

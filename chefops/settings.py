@@ -413,6 +413,35 @@ if IS_PRODUCTION_LIKE:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 
+# --- Deployment: the release and the router in front (README "Deploying") -----------------
+# The commit this process runs, reported by /api/health as `version` so a deploy can wait for
+# its own release: CHEFOPS_VERSION (the image's build argument, or the variable the deploy
+# workflows set on the Railway services), else the commit Railway built from a GitHub
+# source, else "dev".
+RELEASE_VERSION = (
+    env.str("CHEFOPS_VERSION", default="").strip()
+    or env.str("RAILWAY_GIT_COMMIT_SHA", default="").strip()
+    or "dev"
+)
+# Behind a platform's router every request seems to come from the router unless NUM_PROXIES
+# counts it, and the auth rate limits (30/min per IP) would throttle all users together.
+# Staging and production refuse NUM_PROXIES=0 unless NO_REVERSE_PROXY=true says clients reach
+# the app directly (and the two are not set against each other).
+NO_REVERSE_PROXY = env.bool("NO_REVERSE_PROXY", default=False)
+if REST_FRAMEWORK["NUM_PROXIES"] < 0:
+    raise ImproperlyConfigured("NUM_PROXIES must be 0 or more")
+if NO_REVERSE_PROXY and REST_FRAMEWORK["NUM_PROXIES"] > 0:
+    raise ImproperlyConfigured(
+        f"NO_REVERSE_PROXY=true contradicts NUM_PROXIES={REST_FRAMEWORK['NUM_PROXIES']}: "
+        "set one of them"
+    )
+if IS_PRODUCTION_LIKE and REST_FRAMEWORK["NUM_PROXIES"] == 0 and not NO_REVERSE_PROXY:
+    raise ImproperlyConfigured(
+        f"DJANGO_ENV={DJANGO_ENV} refuses to start with NUM_PROXIES=0: behind a router (Railway:"
+        " NUM_PROXIES=1) every client would share the router's IP in the rate limits; set "
+        "NUM_PROXIES to the number of proxies in front, or NO_REVERSE_PROXY=true if there is none"
+    )
+
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=IS_PRODUCTION_LIKE)

@@ -19,7 +19,7 @@ def test_health_ok() -> None:
     res = APIClient().get("/api/health")
     assert res.status_code == 200
     body = res.json()
-    assert set(body) == {"status", "timestamp", "database", "uptime"}
+    assert set(body) == {"status", "timestamp", "database", "uptime", "version"}
     assert body["status"] == "ok" and body["database"] == "connected"
     assert ISO_MS.match(body["timestamp"])
     assert isinstance(body["uptime"], (int, float)) and body["uptime"] >= 0

@@ -21,8 +21,10 @@ REQUIRED_IN_PRODUCTION = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "ALLOWED_HOSTS": "chefops.example.com",
     "METRICS_TOKEN": "scrape-token-for-tests",
+    # Behind the platform's router (README "Deploying"); 0 is refused without NO_REVERSE_PROXY.
+    "NUM_PROXIES": "1",
 }
-_CONTROLLED = {*REQUIRED_IN_PRODUCTION, "METRICS_PUBLIC"}
+_CONTROLLED = {*REQUIRED_IN_PRODUCTION, "METRICS_PUBLIC", "NO_REVERSE_PROXY"}
 
 
 def _django_setup(

@@ -221,6 +221,12 @@ DEVELOPMENT: dict[str, Check] = {
     "NUM_PROXIES": Check(
         "2", "__import__('rest_framework.settings').settings.api_settings.NUM_PROXIES", 2
     ),
+    # The release /api/health reports (CHEFOPS_VERSION wins over the platform's commit).
+    "CHEFOPS_VERSION": Check(
+        "probe-release-1",
+        "[settings.RELEASE_VERSION, __import__('chefops.health').health.settings.RELEASE_VERSION]",
+        ["probe-release-1", "probe-release-1"],
+    ),
     "ARGON2_THREADS": Check(
         "3", "__import__('companies.hashers').hashers._hash_pool()._max_workers", 3
     ),
@@ -286,6 +292,13 @@ PRODUCTION: dict[str, Check] = {
     "SECURE_HSTS_SECONDS": Check("600", "settings.SECURE_HSTS_SECONDS", 600),
     "METRICS_TOKEN": Check("probe-metrics-token", "settings.METRICS_TOKEN", "probe-metrics-token"),
     "METRICS_PUBLIC": Check("true", "settings.METRICS_PUBLIC", True),
+    # Production starts with NUM_PROXIES=0 only with this opt-out (NUM_PROXIES is checked in
+    # the development group).
+    "NO_REVERSE_PROXY": Check("true", "settings.NO_REVERSE_PROXY", True),
+    # Without CHEFOPS_VERSION, the commit Railway built from.
+    "RAILWAY_GIT_COMMIT_SHA": Check(
+        "probe-railway-sha", "settings.RELEASE_VERSION", "probe-railway-sha"
+    ),
 }
 
 REDIS: dict[str, Check] = {
@@ -352,6 +365,7 @@ GROUPS = {
             "DATABASE_URL": "postgres://probe_user:pw@127.0.0.1:1/probe_db",
             "ALLOWED_HOSTS": "probe.example",
             "METRICS_PUBLIC": "true",
+            "NUM_PROXIES": "1",
         },
         {"read cache on": ("__import__('chefops.readcache').readcache.enabled()", True)},
     ),

@@ -57,7 +57,8 @@ def fetch_metrics(base: str, token: str | None, timeout: float) -> list[Any]:
 
 class Command(BaseCommand):
     help = (
-        "After a deploy: poll <url>/api/health until it says ok (or --timeout passes), then "
+        "After a deploy: poll <url>/api/health until it says ok (and, with --expect-version, "
+        "reports that release as its `version`) or --timeout passes, then "
         "read <url>/metrics and check the deployment checklist: 5xx share < 0.5 % and p95 "
         "latency < 1 s (health and metrics probes left out). Prints one line; exits 0 or 1."
     )
@@ -71,6 +72,12 @@ class Command(BaseCommand):
             "--interval", type=float, default=2.0, help="Seconds between health polls (2)"
         )
         parser.add_argument("--token", default=None, help="/metrics token (default METRICS_TOKEN)")
+        parser.add_argument(
+            "--expect-version",
+            default=None,
+            help="The release that must be serving: /api/health's `version` (the deployed "
+            "commit SHA); until it is, the old release still answers and the check waits",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         base = _check_url(options["url"])
@@ -84,18 +91,31 @@ class Command(BaseCommand):
     def _check(self, base: str, options: dict[str, Any]) -> str:
         started = time.monotonic()
         deadline = started + max(0.0, options["timeout"])
+        expected = options.get("expect_version")
+        if expected is not None and not expected.strip():
+            raise CommandError("--expect-version needs a value (the deployed commit SHA)")
         last = "no answer"
+        seen_version: str | None = None
         while True:
             remaining = deadline - time.monotonic()
             try:
                 status, body = _get(f"{base}/api/health", timeout=max(1.0, min(10.0, remaining)))
                 payload = json.loads(body) if body else {}
                 if status == 200 and isinstance(payload, dict) and payload.get("status") == "ok":
-                    break
-                last = f"HTTP {status} {body[:200].decode(errors='replace')}"
+                    seen_version = str(payload.get("version"))
+                    if expected is None or seen_version == expected:
+                        break
+                    last = f"HTTP 200 ok, version {seen_version}"
+                else:
+                    last = f"HTTP {status} {body[:200].decode(errors='replace')}"
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 last = str(getattr(exc, "reason", exc))
             if time.monotonic() + options["interval"] > deadline:
+                if expected is not None and seen_version is not None:
+                    raise CommandError(
+                        f"{base}/api/health reports version {seen_version}, not the expected "
+                        f"{expected}, after {options['timeout']:g}s (last: {last})"
+                    )
                 raise CommandError(
                     f"{base}/api/health not ok after {options['timeout']:g}s (last: {last})"
                 )
@@ -105,8 +125,9 @@ class Command(BaseCommand):
         stats = ops.http_stats(
             fetch_metrics(base, options["token"], timeout=10.0), exclude_routes=ops.PROBE_ROUTES
         )
+        release = "" if expected is None else f" (version {expected})"
         figures = (
-            f"health ok after {waited:.1f}s; {int(stats.requests)} requests, "
+            f"health ok{release} after {waited:.1f}s; {int(stats.requests)} requests, "
             f"5xx {stats.error_ratio * 100:.2f}% (max {POSTDEPLOY_5XX_RATIO_MAX * 100:g}%), p95 "
             + ("n/a" if stats.p95_seconds is None else f"{stats.p95_seconds:.3f}s")
             + f" (max {POSTDEPLOY_P95_SECONDS_MAX:g}s)"
