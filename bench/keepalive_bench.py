@@ -129,6 +129,7 @@ def production_env(args: argparse.Namespace, prefix: str) -> dict[str, str]:
             "METRICS_TOKEN": secrets.token_urlsafe(32),
             "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback (TLS ends at the proxy)
             "LOG_JSON": "false",
+            "ALLOW_LOCAL_ARCHIVES": "true",  # no archive or backup is written here
         }
     )
     # Production's worker recycling stays on unless asked: a recycled worker's clients must

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 from django.core.management.base import CommandError
@@ -451,7 +452,13 @@ def backup_files(folder: Path | None = None) -> list[BackupFile]:
 
 
 def latest_backup() -> BackupFile | None:
-    files = backup_files()
+    """The newest backup, None when there is none or the storage cannot be listed (logged:
+    the operations page must still show the rest)."""
+    try:
+        files = backup_files()
+    except (OSError, BotoCoreError, ClientError) as exc:
+        logger.warning("cannot list the backup storage: %s", exc)
+        return None
     return files[0] if files else None
 
 

@@ -369,3 +369,19 @@ def test_backup_and_restore_stop_when_the_tools_are_another_major(
     settings.PG_BIN_DIR = str(tmp_path / "nowhere")
     with pytest.raises(CommandError, match=r"pg_dump not found .*postgresql-client-\d+"):
         call_command("backup")
+
+
+def test_an_unreachable_backup_bucket_leaves_the_latest_backup_unknown_not_an_error(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "backups": storage_config(
+            "s3://gone/backups?endpoint_url=http://127.0.0.1:1&region=us-east-1"
+            "&access_key_id=k&secret_access_key=s",
+            variable="BACKUP_STORAGE_URL",
+            dir_setting="BACKUP_DIR",
+        ),
+    }
+    assert ops.latest_backup() is None
+    assert "cannot list the backup storage" in caplog.text

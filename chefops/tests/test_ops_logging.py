@@ -93,6 +93,7 @@ def _probe(overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
             "REDIS_URL": "redis://127.0.0.1:6379/0",
             "ALLOWED_HOSTS": "chefops.example.com",
             "METRICS_TOKEN": "scrape-token-for-tests",
+            "ALLOW_LOCAL_ARCHIVES": "true",
             **overrides,
         }
     )

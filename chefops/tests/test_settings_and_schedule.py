@@ -21,6 +21,8 @@ REQUIRED_IN_PRODUCTION = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "ALLOWED_HOSTS": "chefops.example.com",
     "METRICS_TOKEN": "scrape-token-for-tests",
+    # Archives and backups on this machine's disk (test_object_storage.py tests the refusal).
+    "ALLOW_LOCAL_ARCHIVES": "true",
 }
 _CONTROLLED = {*REQUIRED_IN_PRODUCTION, "METRICS_PUBLIC"}
 
