@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage
 from django.core.management.base import CommandError
@@ -456,7 +455,11 @@ def latest_backup() -> BackupFile | None:
     the operations page must still show the rest)."""
     try:
         files = backup_files()
-    except (OSError, BotoCoreError, ClientError) as exc:
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError  # only with a bucket
+
+        if not isinstance(exc, OSError | BotoCoreError | ClientError):
+            raise
         logger.warning("cannot list the backup storage: %s", exc)
         return None
     return files[0] if files else None

@@ -131,7 +131,8 @@ def download(storage: Storage, name: str, target: IO[bytes]) -> None:
     with storage.open(name, "rb") as source:
         s3_object = getattr(source, "obj", None)
         if s3_object is not None:
-            s3_object.download_fileobj(target)  # multipart, straight into the target
+            # in parts, straight into the target, as the storage's transfer settings allow
+            s3_object.download_fileobj(target, Config=getattr(storage, "transfer_config", None))
         else:
             shutil.copyfileobj(source, target, 1024 * 1024)
 

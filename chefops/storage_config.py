@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-S3_BACKEND = "storages.backends.s3.S3Storage"
+S3_BACKEND = "chefops.storage_s3.S3Storage"
 LOCAL_BACKEND = "django.core.files.storage.FileSystemStorage"
 SETTING_DIR_BACKEND = "chefops.storage.SettingDirStorage"
 

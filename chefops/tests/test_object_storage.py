@@ -98,7 +98,7 @@ def test_storage_urls_name_a_local_default_a_directory_or_a_bucket() -> None:
         variable="V",
         dir_setting="X",
     )
-    assert config["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert config["BACKEND"] == "chefops.storage_s3.S3Storage"
     options = config["OPTIONS"]
     assert {k: options[k] for k in ("bucket_name", "location", "endpoint_url", "region_name")} == {
         "bucket_name": "cold-bucket",
@@ -187,7 +187,7 @@ def test_production_refuses_archives_and_backups_on_local_disk_unless_told() -> 
         {"ARCHIVE_STORAGE_URL": "s3://cold/archives", "BACKUP_STORAGE_URL": "s3://cold/backups"}
     )
     assert in_buckets.returncode == 0, in_buckets.stderr
-    assert in_buckets.stdout.split() == ["storages.backends.s3.S3Storage"] * 2
+    assert in_buckets.stdout.split() == ["chefops.storage_s3.S3Storage"] * 2
     opted_out = _production({"ALLOW_LOCAL_ARCHIVES": "true"})
     assert opted_out.returncode == 0, opted_out.stderr
     assert opted_out.stdout.split() == ["chefops.storage.SettingDirStorage"] * 2

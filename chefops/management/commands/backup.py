@@ -5,7 +5,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files import File
@@ -15,6 +15,18 @@ from django.db import connections
 from django.utils import timezone
 
 from chefops import ops, storage
+
+
+class _DumpFile(File):
+    """A dump on disk: storages that can (S3, chefops/storage_s3.py) upload it from its path
+    in parts instead of reading it into memory."""
+
+    def __init__(self, file: IO[bytes], path: Path) -> None:
+        super().__init__(file, name=path.name)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self._path)
 
 
 class Command(BaseCommand):
@@ -112,7 +124,7 @@ class Command(BaseCommand):
             self._pg_dump(pg_dump, local)
             size = local.stat().st_size
             with local.open("rb") as fh:
-                saved = backups.save(name, File(fh, name=name))
+                saved = backups.save(name, _DumpFile(fh, local))
         if saved != name:
             raise CommandError(f"the backup storage saved {name} as {saved}")
         return size
