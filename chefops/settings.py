@@ -479,8 +479,10 @@ if IS_PRODUCTION_LIKE:
 # the local ARCHIVE_DIR / BACKUP_DIR; file:///path: another directory; s3://bucket/prefix?…:
 # an S3-compatible bucket (chefops/storage_config.py). A container's disk is wiped on every
 # deploy, so production refuses local disk unless ALLOW_LOCAL_ARCHIVES=true says it is kept.
-ARCHIVE_STORAGE_URL = env.str("ARCHIVE_STORAGE_URL", default="")
-BACKUP_STORAGE_URL = env.str("BACKUP_STORAGE_URL", default="")
+# Ignored in tests (like EMAIL_URL): a test never writes to a real bucket; the object-storage
+# tests point the storages at buckets of their own S3 server.
+ARCHIVE_STORAGE_URL = env.str("ARCHIVE_STORAGE_URL", default="") if DJANGO_ENV != "test" else ""
+BACKUP_STORAGE_URL = env.str("BACKUP_STORAGE_URL", default="") if DJANGO_ENV != "test" else ""
 ALLOW_LOCAL_ARCHIVES = env.bool("ALLOW_LOCAL_ARCHIVES", default=False)
 try:
     STORAGES["archives"] = storage_config.storage_config(

@@ -385,3 +385,51 @@ def test_an_unreachable_backup_bucket_leaves_the_latest_backup_unknown_not_an_er
     }
     assert ops.latest_backup() is None
     assert "cannot list the backup storage" in caplog.text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_tools_of_the_servers_major_are_preferred(settings: Any) -> None:
+    settings.PG_BIN_DIR = ""
+    major = ops.server_major_version()
+    versioned = Path(f"/usr/lib/postgresql/{major}/bin/pg_dump")
+    expected = str(versioned) if versioned.is_file() else "pg_dump"
+    assert ops.pg_tool_path("pg_dump") == expected
+    assert ops.matching_pg_tool("pg_dump") == expected  # the machine's tools pass the check
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_manage_py_backup_exits_non_zero_on_a_version_mismatch(tmp_path: Path) -> None:
+    db = connection.settings_dict
+    server = ops.server_major_version()
+    stub = _stub_tools(tmp_path / "stub", server + 1)
+    url = (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_ENV", "REDIS_URL"}}
+    env.update(
+        {
+            "DJANGO_ENV": "development",
+            "DATABASE_URL": url,
+            "PG_BIN_DIR": str(stub),
+            "BACKUP_DIR": str(tmp_path / "backups"),
+            "RUN_DIR": str(tmp_path / "run"),
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "backup"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"CommandError: pg_dump is PostgreSQL {server + 1} ({stub / 'pg_dump'}: pg_dump "
+        f"(PostgreSQL) {server + 1}.8) but the server is PostgreSQL {server}"
+    ) in result.stderr
+    assert not (tmp_path / "backups").exists()
