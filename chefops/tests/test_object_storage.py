@@ -145,12 +145,14 @@ _PRODUCTION = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
     "ALLOWED_HOSTS": "chefops.example.com",
     "METRICS_TOKEN": "scrape-token-for-tests",
+    "NUM_PROXIES": "1",  # behind the platform's router, as deployed
 }
 _STORAGE_VARIABLES = {"ARCHIVE_STORAGE_URL", "BACKUP_STORAGE_URL", "ALLOW_LOCAL_ARCHIVES"}
+_INHERITED_NEVER = {*_PRODUCTION, *_STORAGE_VARIABLES, "METRICS_PUBLIC", "NO_REVERSE_PROXY"}
 
 
 def _production(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {*_PRODUCTION, *_STORAGE_VARIABLES}}
+    env = {k: v for k, v in os.environ.items() if k not in _INHERITED_NEVER}
     env.update({**_PRODUCTION, "DJANGO_SETTINGS_MODULE": "chefops.settings", **extra})
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
