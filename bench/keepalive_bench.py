@@ -130,6 +130,7 @@ def production_env(args: argparse.Namespace, prefix: str) -> dict[str, str]:
             "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback (TLS ends at the proxy)
             "NO_REVERSE_PROXY": "true",  # the clients connect directly
             "LOG_JSON": "false",
+            "ALLOW_LOCAL_ARCHIVES": "true",  # no archive or backup is written here
         }
     )
     # Production's worker recycling stays on unless asked: a recycled worker's clients must

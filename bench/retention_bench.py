@@ -115,16 +115,16 @@ def _purge(batch_size: int, archive: bool) -> dict[str, Any]:
     from chefops import retention
     from outbox.models import OutboxEvent
 
-    original = retention._append_member
+    original = retention._write_batch
     if not archive:
-        retention._append_member = lambda storage, name, payload: None
+        retention._write_batch = lambda archives, name, *_rest: name
     with tempfile.TemporaryDirectory(prefix="retention-bench-") as folder:
         settings.ARCHIVE_DIR = Path(folder)
         started = time.monotonic()
         try:
             result = retention.outbox_events_purge(batch_size=batch_size)
         finally:
-            retention._append_member = original
+            retention._write_batch = original
         elapsed = time.monotonic() - started
         size = sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
     left = OutboxEvent.objects.count()

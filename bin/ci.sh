@@ -54,6 +54,7 @@ DJANGO_ENV=production \
   SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 60)" \
   DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 \
   ALLOWED_HOSTS=chefops.example.com METRICS_TOKEN=ci-metrics-token NUM_PROXIES=1 \
+  ALLOW_LOCAL_ARCHIVES=true \
   $BIN/python manage.py check --deploy --fail-level WARNING
 step "OpenAPI schema validation"
 DJANGO_ENV=test $BIN/python manage.py spectacular --validate --fail-on-warn --file /dev/null

@@ -6,6 +6,7 @@ operations page say the same thing Prometheus would (a test keeps the two in ste
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import math
 import os
@@ -13,16 +14,20 @@ import re
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, Storage
 from django.core.management.base import CommandError
 from django.db import DatabaseError, OperationalError, connections, transaction
 from django.utils import timezone
+
+from chefops import storage
 
 logger = logging.getLogger(__name__)
 
@@ -407,39 +412,56 @@ _BACKUP_NAME = re.compile(r"^chefops-(\d{8}T\d{6}Z)(?:-\d+)?\.dump$")
 
 @dataclass(frozen=True)
 class BackupFile:
-    path: Path
+    name: str  # inside the backup storage
     size: int
     taken_at: datetime
+    modified: datetime
+
+    @property
+    def path(self) -> PurePosixPath:
+        """The name as a path inside the storage (``.name`` is the file name)."""
+        return PurePosixPath(self.name)
 
     @property
     def age_seconds(self) -> float:
         return max(0.0, (timezone.now() - self.taken_at).total_seconds())
 
 
+def backup_storage(folder: Path | None = None) -> Storage:
+    """The "backups" storage (BACKUP_STORAGE_URL, by default BACKUP_DIR), or ``folder``."""
+    return FileSystemStorage(location=str(folder)) if folder else storage.backups()
+
+
 def backup_files(folder: Path | None = None) -> list[BackupFile]:
-    """Backups in BACKUP_DIR, newest first. The time comes from the file name (copies keep it),
-    else from the file's modification time."""
-    folder = Path(folder or settings.BACKUP_DIR)
-    if not folder.is_dir():
-        return []
-    found: list[tuple[BackupFile, int]] = []
-    for path in folder.glob(BACKUP_GLOB):
-        try:
-            stat = path.stat()
-        except FileNotFoundError:  # pruned meanwhile
+    """Backups in the backup storage (top level), newest first: one listing, which works for
+    a bucket as for a directory. The time comes from the name (copies keep it), else from the
+    file's modification time."""
+    found: list[BackupFile] = []
+    for item in storage.list_files(backup_storage(folder)):
+        if "/" in item.name or not fnmatch.fnmatchcase(item.name, BACKUP_GLOB):
             continue
-        match = _BACKUP_NAME.match(path.name)
+        match = _BACKUP_NAME.match(item.name)
         if match:
             taken = datetime.strptime(match.group(1), BACKUP_STAMP_FORMAT).replace(tzinfo=UTC)
         else:
-            taken = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
-        found.append((BackupFile(path, stat.st_size, taken), stat.st_mtime_ns))
-    found.sort(key=lambda item: (item[0].taken_at, item[1]), reverse=True)
-    return [backup for backup, _mtime in found]
+            taken = item.modified
+        found.append(BackupFile(item.name, item.size, taken, item.modified))
+    found.sort(key=lambda b: (b.taken_at, b.modified), reverse=True)
+    return found
 
 
 def latest_backup() -> BackupFile | None:
-    files = backup_files()
+    """The newest backup, None when there is none or the storage cannot be listed (logged:
+    the operations page must still show the rest)."""
+    try:
+        files = backup_files()
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError  # only with a bucket
+
+        if not isinstance(exc, OSError | BotoCoreError | ClientError):
+            raise
+        logger.warning("cannot list the backup storage: %s", exc)
+        return None
     return files[0] if files else None
 
 
@@ -500,6 +522,53 @@ def human_age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days ago"
 
 
+def server_major_version(alias: str = "default") -> int:
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SHOW server_version_num")
+        return int(cursor.fetchone()[0]) // 10000
+
+
+def pg_tool_path(tool: str, alias: str = "default") -> str:
+    """pg_dump/pg_restore to run: in PG_BIN_DIR when set, else the server major's Debian
+    directory (/usr/lib/postgresql/<major>/bin) when present, else from PATH."""
+    if settings.PG_BIN_DIR:
+        return str(Path(settings.PG_BIN_DIR) / tool)
+    versioned = Path(f"/usr/lib/postgresql/{server_major_version(alias)}/bin") / tool
+    return str(versioned) if versioned.is_file() else tool
+
+
+_TOOL_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.\d+)?")
+
+
+def matching_pg_tool(tool: str, alias: str = "default") -> str:
+    """The path of ``tool``, after checking that its major version is the server's: pg_dump
+    refuses a newer server, and a dump from another major may not restore. CommandError
+    (a non-zero exit) with what to install otherwise."""
+    path = pg_tool_path(tool, alias)
+    server = server_major_version(alias)
+    try:
+        result = subprocess.run(  # noqa: S603 - fixed program
+            [path, "--version"], capture_output=True, check=False, timeout=30
+        )
+    except (FileNotFoundError, PermissionError) as exc:
+        raise CommandError(
+            f"{tool} not found ({path}): install the PostgreSQL {server} client tools "
+            f"(postgresql-client-{server}) or set PG_BIN_DIR to their directory"
+        ) from exc
+    output = result.stdout.decode(errors="replace").strip()
+    match = _TOOL_VERSION.search(output)
+    if result.returncode != 0 or not match:
+        raise CommandError(f"cannot tell the version of {path}: {output or 'no output'!r}")
+    found = int(match.group(1))
+    if found != server:
+        raise CommandError(
+            f"{tool} is PostgreSQL {found} ({path}: {output}) but the server is PostgreSQL "
+            f"{server}: install the PostgreSQL {server} client tools "
+            f"(postgresql-client-{server}) or set PG_BIN_DIR to their directory"
+        )
+    return path
+
+
 def run_pg_tool(args: list[str], *, alias: str = "default") -> subprocess.CompletedProcess[bytes]:
     """Run pg_dump/pg_restore with the connection in the environment (never in argv)."""
     try:
@@ -510,6 +579,26 @@ def run_pg_tool(args: list[str], *, alias: str = "default") -> subprocess.Comple
         raise CommandError(
             f"{args[0]} not found: install the PostgreSQL client tools (postgresql-client)"
         ) from exc
+
+
+@contextmanager
+def local_backup(given: str) -> Iterator[Path]:
+    """A backup named on the command line as a file on disk, or as a name in the backup
+    storage (its full location, as `backup` prints it, works too): a path pg_restore can read
+    (downloaded to a temporary file from an object storage, removed afterwards)."""
+    path = Path(given)
+    if path.exists():
+        yield path
+        return
+    backups = storage.backups()
+    name = storage.name_in(backups, given)
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts or not backups.exists(name):
+        raise CommandError(
+            f"backup file not found: {given} (neither on disk nor in {storage.describe(backups)})"
+        )
+    with storage.local_file(backups, name) as local:
+        yield local
 
 
 def _first_error_line(stderr: bytes) -> str:
@@ -524,7 +613,7 @@ def check_backup_file(path: Path) -> None:
         raise CommandError(f"backup file not found: {path}")
     if not path.is_file():
         raise CommandError(f"not a file: {path}")
-    result = run_pg_tool(["pg_restore", "--list", str(path)])
+    result = run_pg_tool([pg_tool_path("pg_restore"), "--list", str(path)])
     if result.returncode != 0:
         raise CommandError(
             f"{path} is not a readable pg_dump custom-format archive "
@@ -534,7 +623,7 @@ def check_backup_file(path: Path) -> None:
 
 def backup_table_names(path: Path, schema: str = "public") -> list[str]:
     """Tables whose data the archive holds (its TOC, read without touching the database)."""
-    result = run_pg_tool(["pg_restore", "--list", str(path)])
+    result = run_pg_tool([pg_tool_path("pg_restore"), "--list", str(path)])
     if result.returncode != 0:
         raise CommandError(f"cannot read {path}: {_first_error_line(result.stderr)}")
     names = []

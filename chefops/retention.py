@@ -1,7 +1,8 @@
 """Retention purges (SPEC §5.5): deleted companies, processed outbox events, old archives.
 
-Archives are gzip-compressed JSON lines in a Django FileSystemStorage rooted at ARCHIVE_DIR,
-one object per row in the shape of Django's "python" serializer:
+Archives are gzip-compressed JSON lines in the "archives" Django storage (ARCHIVE_STORAGE_URL:
+an S3-compatible bucket, or by default the local ARCHIVE_DIR; chefops/storage.py), one object
+per row in the shape of Django's "python" serializer:
 ``{"model": "app.model", "pk": ..., "fields": {...}}``.
 
 - ``companies/<UTC date>/<company id>.jsonl.gz``: one purged company with every row that its
@@ -13,7 +14,9 @@ one object per row in the shape of Django's "python" serializer:
   it back. A contract between two deleted companies goes into the archive of whichever
   company is purged first (restore the other company's archive before that one).
 - ``outbox/<UTC date>.jsonl.gz``: processed outbox events, one gzip member appended per batch
-  (``gzip``/``zcat`` read concatenated members as one stream).
+  (``gzip``/``zcat`` read concatenated members as one stream), on a local storage.
+  An object storage cannot append: there each batch is its own object,
+  ``outbox/<UTC date>/<run start, UTC>-<run tag>-<batch number>.jsonl.gz``.
 
 Every purge commits per batch (companies: one company per transaction), so no lock is held
 longer than one batch.
@@ -26,25 +29,26 @@ import io
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from graphlib import TopologicalSorter
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from time import monotonic
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.contrib.admin.utils import NestedObjects
 from django.core import serializers
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import Storage
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from chefops import storage
 from companies.models import Company
 from companies.services import auth_tokens_purge_expired
 from contracts.models import Contract, ContractWeekday
@@ -61,13 +65,12 @@ DEFAULT_BATCH_SIZE = 5000
 COMPANIES_PREFIX = "companies"
 OUTBOX_PREFIX = "outbox"
 _DATED_NAME = re.compile(
-    r"^(?:companies/(\d{4}-\d{2}-\d{2})/[^/]+|outbox/(\d{4}-\d{2}-\d{2}))\.jsonl\.gz$"
+    r"^(?:companies/(\d{4}-\d{2}-\d{2})/[^/]+|outbox/(\d{4}-\d{2}-\d{2})(?:/[^/]+)?)\.jsonl\.gz$"
 )
 
 
-def archive_storage() -> FileSystemStorage:
-    location = getattr(settings, "ARCHIVE_DIR", Path(settings.BASE_DIR) / "archive")
-    return FileSystemStorage(location=str(location))
+def archive_storage() -> Storage:
+    return storage.archives()
 
 
 class ArchiveJSONEncoder(DjangoJSONEncoder):
@@ -136,10 +139,10 @@ def company_archive_name(company_id: Any, day: date) -> str:
     return f"{COMPANIES_PREFIX}/{day.isoformat()}/{company_id}.jsonl.gz"
 
 
-def _save_bytes(storage: FileSystemStorage, name: str, data: bytes) -> str:
-    if storage.exists(name):
-        storage.delete(name)  # a re-run after a failed delete rewrites the same company
-    return storage.save(name, ContentFile(data))
+def _save_bytes(target: Storage, name: str, data: bytes) -> str:
+    if target.exists(name):
+        target.delete(name)  # a re-run after a failed delete rewrites the same company
+    return target.save(name, ContentFile(data))
 
 
 def deleted_companies_purge(
@@ -151,7 +154,7 @@ def deleted_companies_purge(
     """
     now = now or timezone.now()
     result = CompanyPurgeResult(dry_run=dry_run)
-    storage = archive_storage()
+    archives = archive_storage()
     ids = list(purgeable_companies(now=now).values_list("pk", flat=True)[:batch_size])
     for company_id in ids:
         with transaction.atomic():
@@ -174,7 +177,7 @@ def deleted_companies_purge(
             # The file is written before the rows go; if the delete fails the transaction
             # rolls back and the next run rewrites the same archive.
             name = _save_bytes(
-                storage, company_archive_name(company.pk, now.date()), buffer.getvalue()
+                archives, company_archive_name(company.pk, now.date()), buffer.getvalue()
             )
             contract_ids = [r.pk for r in rows if isinstance(r, Contract)]
             ServiceDay.objects.filter(contract_id__in=contract_ids).delete()
@@ -192,14 +195,18 @@ def deleted_companies_purge(
 
 
 def read_archive(path_or_name: str) -> list[dict[str, Any]]:
-    """Read an archive given as a path on disk or a name inside ARCHIVE_DIR."""
+    """Read an archive given as a path on disk, or as a name in the archive storage (its full
+    location, as ``archive list`` prints it, works too)."""
     path = Path(path_or_name)
-    if not path.is_file():
-        storage = archive_storage()
-        if not storage.exists(path_or_name):
-            raise FileNotFoundError(path_or_name)
-        path = Path(storage.path(path_or_name))
-    with gzip.open(path, "rb") as gz:
+    if path.is_file():
+        with gzip.open(path, "rb") as gz:
+            return [json.loads(line) for line in gz if line.strip()]
+    archives = archive_storage()
+    name = storage.name_in(archives, path_or_name)
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts or not archives.exists(name):
+        raise FileNotFoundError(path_or_name)
+    with archives.open(name, "rb") as fh, gzip.GzipFile(fileobj=fh, mode="rb") as gz:
         return [json.loads(line) for line in gz if line.strip()]
 
 
@@ -250,18 +257,15 @@ class ArchiveFile:
 
 
 def archive_files() -> list[ArchiveFile]:
-    storage = archive_storage()
+    """Archives in the archive storage, by name (one listing, sizes included)."""
     found: list[ArchiveFile] = []
-    root = Path(storage.location)
-    if not root.is_dir():
-        return found
-    for path in sorted(root.rglob("*.jsonl.gz")):
-        name = path.relative_to(root).as_posix()
-        match = _DATED_NAME.match(name)
-        if not match:
-            continue
-        day = date.fromisoformat(match.group(1) or match.group(2))
-        found.append(ArchiveFile(name=name, day=day, size=path.stat().st_size))
+    for prefix in (COMPANIES_PREFIX, OUTBOX_PREFIX):
+        for item in storage.list_files(archive_storage(), prefix):
+            match = _DATED_NAME.match(item.name)
+            if not match:
+                continue
+            day = date.fromisoformat(match.group(1) or match.group(2))
+            found.append(ArchiveFile(name=item.name, day=day, size=item.size))
     return found
 
 
@@ -285,14 +289,14 @@ def archives_purge(
     """Hard-delete archives whose UTC date (in their name) is more than a year old."""
     cutoff = (now or timezone.now()).date() - timedelta(days=ARCHIVE_KEEP_DAYS)
     result = ArchivePurgeResult(dry_run=dry_run)
-    storage = archive_storage()
+    archives = archive_storage()
     for item in archive_files():
         if item.day >= cutoff:
             continue
         if len(result.files) >= batch_size:
             break
         if not dry_run:
-            storage.delete(item.name)
+            archives.delete(item.name)
         result.files.append(item.name)
         result.bytes += item.size
     return result
@@ -328,13 +332,24 @@ def outbox_archive_name(day: date) -> str:
     return f"{OUTBOX_PREFIX}/{day.isoformat()}.jsonl.gz"
 
 
-def _append_member(storage: FileSystemStorage, name: str, payload: bytes) -> None:
-    """Append one gzip member (local storage only: Django storages cannot append)."""
-    path = Path(storage.path(name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as fh:
-        fh.write(gzip.compress(payload, compresslevel=1, mtime=0))
-        fh.flush()
+def _write_batch(
+    archives: Storage, name: str, batch: int, started: datetime, run_tag: str, payload: bytes
+) -> str:
+    """Append one gzip member to ``name`` on a local storage; on an object storage (no
+    append) save the batch as its own object beside it. Returns what was written."""
+    member = gzip.compress(payload, compresslevel=1, mtime=0)
+    root = storage.local_root(archives)
+    if root is not None:
+        path = Path(archives.path(name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as fh:
+            fh.write(member)
+            fh.flush()
+        return name
+    stem = name.removesuffix(".jsonl.gz")
+    # The run's start and a random tag: two runs never share a name (even under a frozen clock).
+    batch_name = f"{stem}/{started.strftime('%H%M%S%fZ')}-{run_tag}-{batch:05d}.jsonl.gz"
+    return _save_bytes(archives, batch_name, member)
 
 
 _Page = tuple[list[Any], tuple[datetime, Any] | None, list[bytes]]
@@ -396,8 +411,9 @@ def outbox_events_purge(
         result.events = old.count()
         result.ledger_rows = ledger.count()
         return result
-    storage = archive_storage()
+    archives = archive_storage()
     name = outbox_archive_name(now.date())
+    run_started, run_tag = timezone.now(), uuid.uuid4().hex[:8]
     last: tuple[datetime, Any] | None = None
     while True:
         started = monotonic()
@@ -410,14 +426,16 @@ def outbox_events_purge(
         with transaction.atomic():
             # Written before the delete commits: a crash leaves a duplicate in the log,
             # never a deleted event missing from it.
-            _append_member(storage, name, b"".join(lines))
+            written = _write_batch(
+                archives, name, result.batches + 1, run_started, run_tag, b"".join(lines)
+            )
             OutboxEvent.objects.filter(pk__in=ids, status=EventStatus.PROCESSED)._raw_delete(
                 OutboxEvent.objects.db
             )
         result.events += len(ids)
         result.batches += 1
         result.max_batch_seconds = max(result.max_batch_seconds, monotonic() - started)
-        result.archive = name
+        result.archive = name if written == name else name.removesuffix(".jsonl.gz") + "/"
     while True:
         ledger_ids = list(ledger.order_by().values_list("pk", flat=True)[:batch_size])
         if not ledger_ids:

@@ -17,7 +17,7 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from chefops import redis_layout
+from chefops import redis_layout, storage_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -502,3 +502,42 @@ BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
 if IS_PRODUCTION_LIKE:
     # Prometheus scrapes the container over plain HTTP, like the health probe.
     SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# --- Archive and backup storage (README "Archive and backup storage") -----------------------
+# Two named storages: "archives" (retention archives) and "backups" (pg_dump files). Empty URL:
+# the local ARCHIVE_DIR / BACKUP_DIR; file:///path: another directory; s3://bucket/prefix?…:
+# an S3-compatible bucket (chefops/storage_config.py). A container's disk is wiped on every
+# deploy, so production refuses local disk unless ALLOW_LOCAL_ARCHIVES=true says it is kept.
+# Ignored in tests (like EMAIL_URL): a test never writes to a real bucket; the object-storage
+# tests point the storages at buckets of their own S3 server.
+ARCHIVE_STORAGE_URL = env.str("ARCHIVE_STORAGE_URL", default="") if DJANGO_ENV != "test" else ""
+BACKUP_STORAGE_URL = env.str("BACKUP_STORAGE_URL", default="") if DJANGO_ENV != "test" else ""
+ALLOW_LOCAL_ARCHIVES = env.bool("ALLOW_LOCAL_ARCHIVES", default=False)
+try:
+    STORAGES["archives"] = storage_config.storage_config(
+        ARCHIVE_STORAGE_URL, variable="ARCHIVE_STORAGE_URL", dir_setting="ARCHIVE_DIR"
+    )
+    STORAGES["backups"] = storage_config.storage_config(
+        BACKUP_STORAGE_URL, variable="BACKUP_STORAGE_URL", dir_setting="BACKUP_DIR"
+    )
+except storage_config.StorageURLError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+if IS_PRODUCTION and not ALLOW_LOCAL_ARCHIVES:
+    _on_disk = [
+        variable
+        for variable, alias in (
+            ("ARCHIVE_STORAGE_URL", "archives"),
+            ("BACKUP_STORAGE_URL", "backups"),
+        )
+        if storage_config.is_local_config(STORAGES[alias])
+    ]
+    if _on_disk:
+        raise ImproperlyConfigured(
+            f"DJANGO_ENV=production keeps archives and backups on local disk, which a "
+            f"redeploy wipes: set {' and '.join(_on_disk)} to s3://bucket/prefix?… (README "
+            f'"Archive and backup storage"), or ALLOW_LOCAL_ARCHIVES=true if the disk is kept'
+        )
+# The PostgreSQL client tools (pg_dump, pg_restore) backup/restore run; empty: the server's
+# major version under /usr/lib/postgresql/<major>/bin when present, else PATH. Their major
+# version must be the server's (checked before every run).
+PG_BIN_DIR = env.str("PG_BIN_DIR", default="")

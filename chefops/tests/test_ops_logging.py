@@ -94,6 +94,7 @@ def _probe(overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
             "ALLOWED_HOSTS": "chefops.example.com",
             "METRICS_TOKEN": "scrape-token-for-tests",
             "NUM_PROXIES": "1",
+            "ALLOW_LOCAL_ARCHIVES": "true",
             **overrides,
         }
     )

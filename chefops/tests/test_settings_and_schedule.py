@@ -23,6 +23,8 @@ REQUIRED_IN_PRODUCTION = {
     "METRICS_TOKEN": "scrape-token-for-tests",
     # Behind the platform's router (README "Deploying"); 0 is refused without NO_REVERSE_PROXY.
     "NUM_PROXIES": "1",
+    # Archives and backups on this machine's disk (test_object_storage.py tests the refusal).
+    "ALLOW_LOCAL_ARCHIVES": "true",
 }
 _CONTROLLED = {*REQUIRED_IN_PRODUCTION, "METRICS_PUBLIC", "NO_REVERSE_PROXY"}
 

@@ -157,6 +157,7 @@ print("PROBE-RESULT " + json.dumps(results, default=str))
 
 _CELERY = "__import__('chefops.celery').celery.app.conf"
 _DB = "settings.DATABASES['default']"
+_STORAGE = "__import__('chefops.storage').storage"
 
 # Development profile: no services needed (SQLite path and local-memory cache, never opened).
 DEVELOPMENT: dict[str, Check] = {
@@ -246,6 +247,23 @@ DEVELOPMENT: dict[str, Check] = {
     "ARCHIVE_DIR": Check("{tmp}/archive", "str(settings.ARCHIVE_DIR)", "{tmp}/archive"),
     "BACKUP_DIR": Check("{tmp}/backups", "str(settings.BACKUP_DIR)", "{tmp}/backups"),
     "BACKUP_RETENTION_DAYS": Check("9", "settings.BACKUP_RETENTION_DAYS", 9),
+    # Building the storages connects nowhere (nothing listens on port 1).
+    "ARCHIVE_STORAGE_URL": Check(
+        "s3://probe-bucket/cold/archives?endpoint_url=http://127.0.0.1:1&region=eu-west-3",
+        f"[type({_STORAGE}.archives()).__name__, {_STORAGE}.describe({_STORAGE}.archives()),"
+        f" {_STORAGE}.archives().endpoint_url, {_STORAGE}.archives().region_name]",
+        ["S3Storage", "s3://probe-bucket/cold/archives", "http://127.0.0.1:1", "eu-west-3"],
+    ),
+    "BACKUP_STORAGE_URL": Check(
+        "file://{tmp}/cold-backups",
+        f"{_STORAGE}.describe({_STORAGE}.backups())",
+        "{tmp}/cold-backups",
+    ),
+    "PG_BIN_DIR": Check(
+        "{tmp}/pg-bin",
+        "__import__('chefops.ops').ops.pg_tool_path('pg_dump')",
+        "{tmp}/pg-bin/pg_dump",
+    ),
 }
 
 # Production profile: what it requires, plus what only it (or only Redis/PostgreSQL) reads.
@@ -299,6 +317,8 @@ PRODUCTION: dict[str, Check] = {
     "RAILWAY_GIT_COMMIT_SHA": Check(
         "probe-railway-sha", "settings.RELEASE_VERSION", "probe-railway-sha"
     ),
+    # Production refuses archives and backups on local disk without it (which this probe has).
+    "ALLOW_LOCAL_ARCHIVES": Check("true", "settings.ALLOW_LOCAL_ARCHIVES", True),
 }
 
 REDIS: dict[str, Check] = {
@@ -366,6 +386,7 @@ GROUPS = {
             "ALLOWED_HOSTS": "probe.example",
             "METRICS_PUBLIC": "true",
             "NUM_PROXIES": "1",
+            "ALLOW_LOCAL_ARCHIVES": "true",
         },
         {"read cache on": ("__import__('chefops.readcache').readcache.enabled()", True)},
     ),

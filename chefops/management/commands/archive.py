@@ -16,11 +16,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("list", help="List archives under ARCHIVE_DIR with date and size")
+        sub.add_parser("list", help="List archives in the archive storage with date and size")
         restore = sub.add_parser(
             "restore", help="Load an archive back (one transaction; refuses existing rows)"
         )
-        restore.add_argument("file", help="Path on disk, or a name inside ARCHIVE_DIR")
+        restore.add_argument(
+            "file",
+            help="A file on disk, or a name (as `archive list` prints it) in the archive storage",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "list":

@@ -5,7 +5,7 @@ from chefops.management.retention_command import RetentionCommand, step_purge
 
 
 class Command(RetentionCommand):
-    help = "Delete archives under ARCHIVE_DIR whose date is more than one year old."
+    help = "Delete archives in the archive storage whose date is more than one year old."
 
     batch_unit = "archives per run"
     purge = step_purge(retention.archives_purge)

@@ -6,7 +6,7 @@ from chefops.management.retention_command import RetentionCommand, step_purge
 
 class Command(RetentionCommand):
     help = (
-        "Archive (compressed JSON lines under ARCHIVE_DIR) and delete companies deleted more "
+        "Archive (compressed JSON lines in the archive storage) and delete companies deleted more "
         "than 30 days ago, one per transaction."
     )
 

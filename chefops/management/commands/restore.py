@@ -19,7 +19,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="A chefops-*.dump file made by `manage.py backup`")
+        parser.add_argument(
+            "file",
+            help="A chefops-*.dump made by `manage.py backup`: a file on disk, or its name (or "
+            "full location) in the backup storage",
+        )
         parser.add_argument(
             "--yes", action="store_true", help="Confirm: overwrite the database with the backup"
         )
@@ -31,27 +35,32 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ops.require_postgres("restore")
-        path = Path(options["file"])
+        pg_restore = ops.matching_pg_tool("pg_restore")
+        with ops.local_backup(options["file"]) as path:
+            self._restore(pg_restore, path, options)
+
+    def _restore(self, pg_restore: str, path: Path, options: dict[str, Any]) -> None:
+        given = options["file"]
         ops.check_backup_file(path)
         tables = ops.backup_table_names(path)
         database = connections["default"].settings_dict["NAME"]
         if options["dry_run"]:
             self.stdout.write(
-                f"dry run: {path} is a valid backup with {len(tables)} tables; restoring it "
+                f"dry run: {given} is a valid backup with {len(tables)} tables; restoring it "
                 f"would replace their data in database {database}"
             )
             return
         if not options["yes"]:
             raise CommandError(
                 f"restore replaces the data of {len(tables)} tables in database {database} "
-                f"with the content of {path}. Take a backup first, then re-run with --yes."
+                f"with the content of {given}. Take a backup first, then re-run with --yes."
             )
         # Our own idle connection must not hold locks the restore's DROPs wait for.
         connections.close_all()
         started = time.monotonic()
         result = ops.run_pg_tool(
             [
-                "pg_restore",
+                pg_restore,
                 "--clean",
                 "--if-exists",
                 "--no-owner",
@@ -70,6 +79,6 @@ class Command(BaseCommand):
         readcache.invalidate_all()
         principals.invalidate_all()
         self.stdout.write(
-            f"restored {path} into database {database}: {len(tables)} tables "
+            f"restored {given} into database {database}: {len(tables)} tables "
             f"in {time.monotonic() - started:.1f}s"
         )

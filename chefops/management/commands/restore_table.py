@@ -86,7 +86,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("file", help="A chefops-*.dump file made by `manage.py backup`")
+        parser.add_argument(
+            "file",
+            help="A chefops-*.dump made by `manage.py backup`: a file on disk, or its name (or "
+            "full location) in the backup storage",
+        )
         parser.add_argument("--table", required=True, help="Table name, e.g. contracts_contract")
         parser.add_argument(
             "--dry-run",
@@ -96,13 +100,19 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         ops.require_postgres("restore_table")
-        path = Path(options["file"])
+        self.pg_restore = ops.matching_pg_tool("pg_restore")
+        with ops.local_backup(options["file"]) as path:
+            self._handle(path, options)
+
+    def _handle(self, path: Path, options: dict[str, Any]) -> None:
         table: str = options["table"]
         ops.check_backup_file(path)
         in_backup = ops.backup_table_names(path, SCHEMA)
         if table not in in_backup:
             listed = ", ".join(in_backup[:30]) + (", ..." if len(in_backup) > 30 else "")
-            raise CommandError(f"table {table!r} is not in {path}; tables in the backup: {listed}")
+            raise CommandError(
+                f"table {table!r} is not in {options['file']}; tables in the backup: {listed}"
+            )
         with connection.cursor() as cursor:
             if table not in connection.introspection.table_names(cursor):
                 raise CommandError(
@@ -128,7 +138,8 @@ class Command(BaseCommand):
             principals.invalidate_all()
         prefix = "dry run: would have added" if options["dry_run"] else "added"
         self.stdout.write(
-            f"{prefix} {added} row(s) to {table} from {path.name}: {in_file} in the backup, "
+            f"{prefix} {added} row(s) to {table} from {Path(options['file']).name}: "
+            f"{in_file} in the backup, "
             f"{in_file - added} already present (left untouched)"
         )
 
@@ -227,7 +238,7 @@ class Command(BaseCommand):
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen(
                 [
-                    "pg_restore",
+                    self.pg_restore,
                     "--data-only",
                     f"--schema={SCHEMA}",
                     f"--table={table}",
