@@ -17,6 +17,7 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from chefops.schedule import MANAGED_PREFIX, SCHEDULE
+from chefops.storage_config import is_local_config, storage_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RAILWAY = ROOT / "deploy" / "railway"
@@ -70,6 +71,11 @@ def test_the_railway_variables_set_the_proxy_count() -> None:
     )
     assert pairs["NUM_PROXIES"] == "1"
     assert pairs["DJANGO_ENV"] == "production"
+    # production refuses archives and backups on the container's disk: both go to the bucket
+    for variable in ("ARCHIVE_STORAGE_URL", "BACKUP_STORAGE_URL"):
+        config = storage_config(pairs[variable], variable=variable, dir_setting="UNUSED_DIR")
+        assert not is_local_config(config), variable
+    assert "ALLOW_LOCAL_ARCHIVES" not in pairs
 
 
 @pytest.mark.django_db(transaction=True)
