@@ -39,6 +39,8 @@ ensure_postgres
 ensure_redis
 step "promtool (alert-rule unit tests)"
 bash bin/ensure-promtool.sh
+step "pgbouncer (the PgBouncer run at the end)"
+bash bin/ensure-pgbouncer.sh
 DB_NAME="chefops_ci_$$"
 export CI_DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/$DB_NAME"
 psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "CREATE DATABASE $DB_NAME" >/dev/null
@@ -95,6 +97,27 @@ step "tests on SQLite, no Redis (exit $SQLITE_STATUS)"
 cat "$LOGS/sqlite.log"
 if [ "$PG_STATUS" != 0 ] || [ "$SQLITE_STATUS" != 0 ]; then
   step "CI FAILED (PostgreSQL + Redis exit $PG_STATUS, SQLite exit $SQLITE_STATUS)"
+  exit 1
+fi
+
+# The API, outbox, jobs and retention tests once more, through a real PgBouncer in transaction
+# mode (DB_PGBOUNCER=true) with each process's connection pool on (DB_POOL=true): nothing may
+# rely on session state between transactions (README "Scaling"). chefops/testing/pgbouncer.py
+# starts PgBouncer on a free port, runs the tests through it, stops it and drops their database.
+PGBOUNCER_TEST_PATHS=(
+  contracts/tests servicedays/tests outbox/tests
+  companies/tests/test_auth_api.py companies/tests/test_companies_api.py
+  companies/tests/test_users_api.py
+  chefops/tests/test_retention.py chefops/tests/test_two_schedulers.py chefops/tests/test_two_beats.py
+  chefops/tests/test_pgbouncer.py
+)
+step "API, outbox, jobs and retention tests through PgBouncer (transaction mode, pooled)"
+PGB_STATUS=0
+DATABASE_URL=$CI_DATABASE_URL REDIS_URL=redis://127.0.0.1:$REDIS_PORT/15 DB_POOL=true \
+  $BIN/python -m chefops.testing.pgbouncer -- \
+  $BIN/pytest -q --reuse-db "${PGBOUNCER_TEST_PATHS[@]}" || PGB_STATUS=$?
+if [ "$PGB_STATUS" != 0 ]; then
+  step "CI FAILED (the PgBouncer run exited $PGB_STATUS)"
   exit 1
 fi
 step "CI passed"

@@ -25,3 +25,46 @@ def redis_eviction_policy(app_configs: Any = None, **kwargs: Any) -> list[checks
         )
         for finding in findings
     ]
+
+
+DATABASE_TAG = "database"
+
+
+def connection_budget() -> tuple[int, str]:
+    """Server connections one instance may hold at most, and how: every gunicorn worker its
+    whole pool (``DB_POOL_MAX``; without a pool, a persistent connection per request thread),
+    every Celery worker process and beat what a single-threaded process keeps
+    (``max(DB_POOL_MIN, 1)``)."""
+    per_web = settings.DB_POOL_MAX if settings.DB_POOL else settings.DB_WEB_THREADS
+    single = max(settings.DB_POOL_MIN, 1) if settings.DB_POOL else 1
+    web = settings.DB_WEB_WORKERS * per_web
+    celery = settings.DB_CELERY_PROCESSES * single
+    beat = settings.DB_BEAT_PROCESSES * single
+    arithmetic = (
+        f"{settings.DB_WEB_WORKERS} web workers x {per_web} + "
+        f"{settings.DB_CELERY_PROCESSES} Celery processes x {single} + "
+        f"{settings.DB_BEAT_PROCESSES} beat x {single} = {web + celery + beat}"
+    )
+    return web + celery + beat, arithmetic
+
+
+@checks.register(DATABASE_TAG)
+def database_connection_budget(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A warning when the processes of one instance may open more PostgreSQL connections than
+    ``DB_CONNECTIONS_PER_INSTANCE`` (README "Scaling")."""
+    if not settings.IS_POSTGRES:
+        return []
+    total, arithmetic = connection_budget()
+    if total <= settings.DB_CONNECTIONS_PER_INSTANCE:
+        return []
+    return [
+        checks.Warning(
+            f"One instance may open {total} PostgreSQL connections ({arithmetic}), more than "
+            f"DB_CONNECTIONS_PER_INSTANCE={settings.DB_CONNECTIONS_PER_INSTANCE}.",
+            hint=(
+                "Lower DB_POOL_MAX (or WEB_CONCURRENCY / CELERY_WORKER_CONCURRENCY), or raise "
+                "the budget if the database allows it; README 'Scaling' has the arithmetic."
+            ),
+            id="chefops.W010",
+        )
+    ]

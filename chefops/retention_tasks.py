@@ -4,45 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import zlib
 from collections.abc import Iterator
+from datetime import timedelta
 
 from celery import shared_task
-from django.db import connection
 
+from chefops.joblocks import job_lease, skip_reason
 from chefops.jobs import record_job_success
 from chefops.retention import retention_purge_all
 
 logger = logging.getLogger(__name__)
 
-_LOCK_KEY = zlib.crc32(b"chefops.retention_purge")
+JOB = "retention_purge"
+# A run commits per batch, so it cannot hold a transaction-level lock throughout, and a
+# session-level one is unsafe behind PgBouncer (transaction mode): a lease row instead
+# (chefops/joblocks.py). A run that dies leaves its lease to expire after this long, well
+# before the next day's run; no run lasts nearly as long (the task's hard limit is minutes).
+LEASE_TTL = timedelta(hours=6)
 
 
 @contextlib.contextmanager
-def retention_lock() -> Iterator[bool]:
-    """Session-level PostgreSQL advisory lock so two runs never overlap (always granted on
-    SQLite, whose single writer serialises them anyway). Session-level because each step
-    commits per batch; it is released in ``finally`` and by PostgreSQL if the worker dies."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
-        acquired = bool(cursor.fetchone()[0])
-    try:
+def retention_lock(*, once_per_period: bool = False) -> Iterator[bool]:
+    """Yields whether this run may purge: no other run holds the lease and, for the daily
+    task (``once_per_period``), today's run has not happened yet (two beats enqueue it twice).
+    A manual run (``manage.py retention_purge``) only needs the lease."""
+    with job_lease(JOB, LEASE_TTL, once_per_period=once_per_period) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
 
 
 @shared_task(name="chefops.retention_purge", ignore_result=True)
 def retention_purge() -> str:
-    with retention_lock() as acquired:
+    with retention_lock(once_per_period=True) as acquired:
         if not acquired:
-            logger.warning("retention_purge: another run holds the lock; skipped")
-            return "retention_purge: skipped, another run in progress"
+            reason = skip_reason(JOB)
+            logger.warning("retention_purge: skipped, %s", reason)
+            return f"retention_purge: skipped, {reason}"
         summary = retention_purge_all()
     record_job_success("retention_purge")
     logger.info(summary)

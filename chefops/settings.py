@@ -167,6 +167,65 @@ if TEST_RUN_ID and IS_POSTGRES:
     # the test database lives in memory and is private anyway).
     _db["TEST"] = {"NAME": f"test_{_db['NAME']}_{TEST_RUN_ID}"[:63]}
 
+# --- Database connections: pool, budget, PgBouncer (README "Scaling") -----------------------
+# Every process of an instance (gunicorn workers, Celery worker processes, beat) must fit in
+# DB_CONNECTIONS_PER_INSTANCE server connections (16: three instances take 48 of a 50-connection
+# plan). On PostgreSQL each process has its own psycopg pool (Django's OPTIONS["pool"]) of
+# DB_POOL_MIN..DB_POOL_MAX connections; the default max is what each web worker may take once
+# the Celery processes and beat have one each, capped by its request threads (it never uses
+# more at once). chefops/checks.py warns when the configured processes exceed the budget.
+DB_CONNECTIONS_PER_INSTANCE = env.int("DB_CONNECTIONS_PER_INSTANCE", default=16)
+DB_WEB_WORKERS = env.int("WEB_CONCURRENCY", default=3)  # gunicorn.conf.py reads the same
+DB_WEB_THREADS = env.int("GUNICORN_THREADS", default=4)
+DB_BEAT_PROCESSES = 1  # exactly one beat per deployment; counted in every instance's budget
+DB_POOL = IS_POSTGRES and env.bool("DB_POOL", default=DJANGO_ENV != "test")
+DB_POOL_MIN = env.int("DB_POOL_MIN", default=1)
+# Celery's setting below reads the same variable; each worker process is single-threaded.
+DB_CELERY_PROCESSES = env.int("CELERY_WORKER_CONCURRENCY", default=2)
+_per_single_threaded = max(DB_POOL_MIN, 1)  # what a worker process or beat holds at most
+DB_POOL_MAX = env.int(
+    "DB_POOL_MAX",
+    default=max(
+        1,
+        min(
+            DB_WEB_THREADS,
+            (
+                DB_CONNECTIONS_PER_INSTANCE
+                - (DB_CELERY_PROCESSES + DB_BEAT_PROCESSES) * _per_single_threaded
+            )
+            // max(DB_WEB_WORKERS, 1),
+        ),
+    ),
+)
+# Seconds a request waits for a pooled connection before it fails (a 503, as any database
+# outage: chefops.middleware.DatabaseUnavailableMiddleware). A web worker's pool holds a
+# connection per request thread, so the wait is the connect itself: the same bound, and
+# /api/health still answers 503 within ~2 s while PostgreSQL is down.
+DB_POOL_TIMEOUT = env.float(
+    "DB_POOL_TIMEOUT", default=float(_db.get("OPTIONS", {}).get("connect_timeout", 2))
+)
+if not 0 <= DB_POOL_MIN <= DB_POOL_MAX:
+    raise ImproperlyConfigured("DB_POOL_MIN must be between 0 and DB_POOL_MAX")
+if not DB_POOL_TIMEOUT > 0:
+    raise ImproperlyConfigured("DB_POOL_TIMEOUT must be a positive number of seconds")
+if DB_POOL:
+    # A pooled connection goes back to the pool when Django closes it (end of each request and
+    # task): persistent connections and a pool exclude each other (Django refuses both).
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"]["pool"] = {
+        "min_size": DB_POOL_MIN,
+        "max_size": DB_POOL_MAX,
+        "timeout": DB_POOL_TIMEOUT,
+    }
+# Behind PgBouncer in transaction mode each transaction may run on another server connection:
+# nothing may outlive a transaction. No server-side cursors (a named cursor lives across
+# fetches), no prepared statements (psycopg's are per server connection; None = never), and
+# the code takes only transaction-level advisory locks (README "Scaling").
+DB_PGBOUNCER = IS_POSTGRES and env.bool("DB_PGBOUNCER", default=False)
+if DB_PGBOUNCER:
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = True
+    _db["OPTIONS"]["prepare_threshold"] = None
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "companies.User"
 

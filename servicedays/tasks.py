@@ -7,21 +7,44 @@ generation window appear within moments instead of at the next midnight.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+from collections.abc import Iterator
 
 from celery import shared_task
 from django.db import transaction
 
+from chefops.joblocks import claim_period
 from chefops.jobs import record_job_success
 from servicedays import jobs
 
 logger = logging.getLogger("servicedays.jobs")
 
 
+@contextlib.contextmanager
+def scheduled_run(job: str, lock_id: int) -> Iterator[str | None]:
+    """One transaction around a scheduled run: the job's advisory lock (transaction-level),
+    then the claim of its period (chefops/joblocks.py). Yields None when this run is the
+    period's, else why it skips: two beats by mistake enqueue each tick twice, and only one
+    of the two may do the work. The job's own transaction nests inside (a savepoint), so a
+    failed run releases its claim and a redelivery does the work."""
+    with transaction.atomic():
+        if not jobs.advisory_xact_lock(lock_id):
+            yield "another run holds the lock"
+        elif not claim_period(job):
+            yield "this period's run already happened"
+        else:
+            yield None
+
+
 @shared_task(name="servicedays.generate_upcoming", ignore_result=True)
 def generate_upcoming(days: int = jobs.DEFAULT_GENERATION_DAYS) -> str:
-    line = jobs.service_days_generate_upcoming(days=days).line()
+    with scheduled_run("generate_service_days", jobs.GENERATE_LOCK_ID) as skipped:
+        if skipped:
+            logger.info("generate_service_days: skipped, %s", skipped)
+            return f"generate_service_days: skipped, {skipped}"
+        line = jobs.service_days_generate_upcoming(days=days).line()
     record_job_success("generate_service_days")
     return line
 
@@ -34,7 +57,11 @@ def generate_for_contract(contract_id: str) -> str:
 
 @shared_task(name="servicedays.apply_fallback", ignore_result=True)
 def apply_fallback() -> str:
-    line = jobs.service_days_apply_fallback().line()
+    with scheduled_run("apply_fallback", jobs.FALLBACK_LOCK_ID) as skipped:
+        if skipped:
+            logger.info("apply_fallback: skipped, %s", skipped)
+            return f"apply_fallback: skipped, {skipped}"
+        line = jobs.service_days_apply_fallback().line()
     record_job_success("apply_fallback")
     return line
 

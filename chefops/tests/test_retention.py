@@ -12,7 +12,6 @@ import pytest
 import time_machine
 from django.core import serializers
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.db.models import Model
 
 from chefops import retention
@@ -363,22 +362,40 @@ def test_batch_size_must_be_positive() -> None:
         _run("purge_outbox_events", "--batch-size", "0")
 
 
-@pytest.mark.postgres
-def test_a_second_run_is_skipped_while_one_holds_the_lock() -> None:
-    import psycopg
+def test_a_second_run_is_skipped_while_one_holds_the_lease() -> None:
+    # The lease is a row (chefops/joblocks.py), not a session-level advisory lock: it holds
+    # behind PgBouncer in transaction mode, and on SQLite too.
+    from chefops.joblocks import acquire_lease, release_lease
+    from chefops.retention_tasks import JOB, LEASE_TTL
 
-    from chefops.retention_tasks import _LOCK_KEY
-
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    params.pop("prepare_threshold", None)
-    with psycopg.connect(**params, autocommit=True) as other:
-        other.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])
-        assert retention_purge.apply().get() == (
-            "retention_purge: skipped, another run in progress"
-        )
-        with pytest.raises(CommandError, match="holds the lock"):
-            _run("retention_purge")
-        other.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+    assert acquire_lease(JOB, "another-worker", LEASE_TTL)
+    assert retention_purge.apply().get() == ("retention_purge: skipped, another run in progress")
+    with pytest.raises(CommandError, match="holds the lock"):
+        _run("retention_purge")
+    release_lease(JOB, "another-worker")
     assert retention_purge.apply().get().startswith("retention_purge: removed")
+
+
+def test_a_dead_holders_lease_expires() -> None:
+    from chefops.joblocks import acquire_lease
+    from chefops.retention_tasks import JOB, LEASE_TTL
+
+    with time_machine.travel(T0, tick=False):
+        assert acquire_lease(JOB, "a-worker-that-died", LEASE_TTL)
+    with time_machine.travel(T0 + LEASE_TTL - timedelta(seconds=1), tick=False):
+        assert retention_purge.apply().get().endswith("another run in progress")
+    with time_machine.travel(T0 + LEASE_TTL, tick=False):
+        assert retention_purge.apply().get().startswith("retention_purge: removed")
+
+
+def test_the_daily_task_runs_once_a_day_and_the_command_whenever_asked() -> None:
+    # Two beats by mistake enqueue the daily task twice: the second copy does nothing.
+    with time_machine.travel(T0, tick=False):
+        assert retention_purge.apply().get().startswith("retention_purge: removed")
+    with time_machine.travel(T0 + timedelta(hours=14, minutes=59), tick=False):  # 23:59
+        assert retention_purge.apply().get() == (
+            "retention_purge: skipped, this period's run already happened"
+        )
+        assert _run("retention_purge").startswith("retention_purge: removed")
+    with time_machine.travel(T0 + timedelta(days=1), tick=False):
+        assert retention_purge.apply().get().startswith("retention_purge: removed")
