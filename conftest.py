@@ -54,6 +54,33 @@ def _clear_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _cache_bumps_at_test_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caches are on in tests, and a test case's transaction never commits: the version
+    tokens a block's writes bump (``chefops/cachewrites.py``, after commit) are sent when the
+    outermost block that would commit outside the test exits without an error. Writes made
+    directly in the test case's transaction are sent at once by ``bump_on_commit``."""
+    from django.db import transaction
+
+    from chefops import cachewrites
+
+    original = transaction.Atomic.__exit__
+
+    def exit_and_send(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
+        result = original(self, exc_type, exc_value, traceback)
+        conn = transaction.get_connection(self.using)
+        if (
+            exc_type is None
+            and not getattr(self, "_from_testcase", False)
+            and conn.atomic_blocks
+            and all(getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
+        ):
+            cachewrites.send_pending(conn)
+        return result
+
+    monkeypatch.setattr(transaction.Atomic, "__exit__", exit_and_send)
+
+
 @pytest.fixture
 def frozen_clock() -> Iterator[datetime]:
     """The clock stopped at the test's start: rules keyed on the clock minute or second

@@ -53,7 +53,6 @@ from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -70,7 +69,8 @@ def enabled() -> bool:
     return int(getattr(settings, "READ_CACHE_SECONDS", 0) or 0) > 0
 
 
-def _tenant(company_id: Any) -> str:
+def tenant_scope(company_id: Any) -> str:
+    """The token of every read of a company."""
     return f"rc:v:{company_id}"
 
 
@@ -112,14 +112,14 @@ def _entry(company_id: Any, key: str) -> str:
     return f"rc:e:{release()}:{company_id}:{digest}"
 
 
-def _token() -> str:
+def new_token() -> str:
     return uuid.uuid4().hex
 
 
 def _current(key: str, known: Any) -> Any:
     if known is not None:
         return known
-    cache.add(key, _token(), timeout=None)  # atomic: concurrent first readers agree
+    cache.add(key, new_token(), timeout=None)  # atomic: concurrent first readers agree
     return cache.get(key)
 
 
@@ -131,7 +131,7 @@ def current_tokens(token_keys: Sequence[str], found: dict[str, Any]) -> tuple[An
 
 def lookup_keys(company_id: Any, key: str, scopes: Sequence[str]) -> list[str]:
     """The token keys of a read, then its entry's key."""
-    return [ALL, _tenant(company_id), *scopes, _entry(company_id, key)]
+    return [ALL, tenant_scope(company_id), *scopes, _entry(company_id, key)]
 
 
 class Prefetch:
@@ -300,39 +300,31 @@ def cached_response(
     return response
 
 
-def _bump(keys: list[str]) -> None:
-    try:
-        cache.set_many({key: _token() for key in keys}, timeout=None)
-    except Exception:
-        # Entries computed under the old tokens expire after READ_CACHE_SECONDS at most.
-        logger.error("read cache: invalidation failed for %s", keys, exc_info=True)
-
-
 def bump_on_commit(keys: Iterable[str]) -> None:
     """After the current transaction commits (at once outside one): new tokens under ``keys``,
-    so every entry stored with the old ones is a miss."""
-    wanted = sorted(set(keys))
-    if wanted:
-        transaction.on_commit(lambda: _bump(wanted))
+    so every entry stored with the old ones is a miss (``chefops/cachewrites.py``)."""
+    from chefops import cachewrites
+
+    cachewrites.bump_on_commit(keys)
 
 
 def invalidate(company_ids: Iterable[Any]) -> None:
     """After the current transaction commits: the reads of these companies are stale."""
-    if enabled():
-        bump_on_commit(_tenant(c) for c in company_ids if c is not None)
+    from chefops import cachewrites
+
+    cachewrites.contracts_changed([c for c in company_ids if c is not None])
 
 
 def invalidate_all() -> None:
     """After the current transaction commits: every tenant's reads are stale."""
-    if enabled():
-        bump_on_commit([ALL])
+    from chefops import cachewrites
+
+    cachewrites.contracts_changed(None)
 
 
 def invalidate_service_days(contract_ids: Iterable[Any], company_ids: Iterable[Any]) -> None:
     """After the current transaction commits: the service-day reads of these contracts and
     the day-wide figures (finance metrics) of these companies (their parties) are stale."""
-    if enabled():
-        bump_on_commit(
-            [contract_scope(c) for c in contract_ids]
-            + [service_days_scope(c) for c in company_ids if c is not None]
-        )
+    from chefops import cachewrites
+
+    cachewrites.service_days_changed(list(contract_ids), company_ids)
