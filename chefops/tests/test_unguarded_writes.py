@@ -234,7 +234,7 @@ def test_a_service_day_bulk_write_shows_in_the_range_and_the_metrics(cast: Any, 
     else:
         table = ServiceDay._meta.db_table
         cachewrites.execute(
-            f"UPDATE {table} SET expected_quantity = %s",  # noqa: S608 - model metadata
+            f"UPDATE {table} SET expected_quantity = %s",
             [30],
             writes=[ServiceDay],
         )
