@@ -443,7 +443,7 @@ class ServiceDayQuerySet(_ContractRowsQuerySet[M]):
 
 @dataclass
 class RawWrite:
-    rowcount: int
+    rowcount: int  # -1: unknown (e.g. TRUNCATE)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
@@ -461,8 +461,8 @@ def execute(
     scope of each written model. Nothing is bumped when no row was written."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        result = RawWrite(max(cursor.rowcount, 0), list(cursor.fetchall()) if fetch else [])
-    if result.rowcount or result.rows:
+        result = RawWrite(cursor.rowcount, list(cursor.fetchall()) if fetch else [])
+    if result.rowcount != 0 or result.rows:
         if stale is not None:
             stale(result)
         else:

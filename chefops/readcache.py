@@ -19,15 +19,16 @@ was computed under the current tokens (and the same ``stamp``, e.g. today's date
 that depend on it). Tokens are read before the database is queried and bumped after the
 writing transaction commits, so an entry computed from data older than a committed write can
 never carry the tokens written after it (a reader between the commit and the bump stores
-fresh data under old tokens: one needless miss later). Bumps come from model signals
-(``servicedays/signals.py``: every ``save`` of ServiceDay, ContractWeekday, Contract and
-Company, and ``delete`` of the last two, which covers the services, the admin and restores),
-from the admin's service-day deletes, and from explicit calls in the set-based writers
-(generation, fallback, bulk inserts, the demo seed), which bypass signals. A new rule for
-contributors: a queryset ``update()``/``bulk_create``/raw write to these tables must call
-``invalidate``/``invalidate_all`` too. If a token key is evicted, a new token replaces it and
-every entry computed under the old one is a miss; if a bump fails, entries expire after
-``READ_CACHE_SECONDS``.
+fresh data under old tokens: one needless miss later). Bumps come from the data layer
+(``chefops/cachewrites.py``): model signals (``servicedays/signals.py``: every ``save`` of
+ServiceDay, ContractWeekday, Contract and Company, and ``delete`` of the last two), the
+``delete`` of weekdays and service days, the models' querysets (``update``, ``delete``,
+``bulk_create``, ``bulk_update``) and the raw-SQL helper (``cachewrites.execute``: generation,
+fallback). Contributors write through those; ``invalidate*`` below remain for writes the data
+layer cannot see. A bump happens whenever a cache other processes read is configured,
+whatever this process's ``READ_CACHE_SECONDS``. If a token key is evicted, a new token
+replaces it and every entry computed under the old one is a miss; if a bump fails, entries
+expire after ``READ_CACHE_SECONDS`` (60 s by default) at most.
 
 Entries (not tokens) are also keyed by ``release()``, a digest of the code: a deploy never
 serves a body shaped by the previous release.
@@ -35,8 +36,8 @@ serves a body shaped by the previous release.
 Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``; misses
 answered by a concurrent request's fill (single flight, below) also in ``result="waited"``.
 On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
-(Redis): the web workers and the Celery worker must see the same tokens. A cache outage
-degrades to computing every read.
+(Redis): the web workers and the Celery worker must see the same tokens (the tests, one
+process, use the local-memory cache). A cache outage degrades to computing every read.
 """
 
 from __future__ import annotations

@@ -228,8 +228,10 @@ else:
 # that every API test also checks that writes invalidate (chefops/cachewrites.py). Writes bump
 # the version tokens whenever a cache is configured, whatever these two say.
 _CACHES_ON_BY_DEFAULT = bool(CACHE_URL) or DJANGO_ENV == "test"
-READ_CACHE_SECONDS = env.int("READ_CACHE_SECONDS", default=300 if _CACHES_ON_BY_DEFAULT else 0)
-AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=300 if _CACHES_ON_BY_DEFAULT else 0)
+# Short-lived: an invalidation that fails (Redis unreachable from the writer) leaves stale
+# entries for at most this long (chefops/cachewrites.py).
+READ_CACHE_SECONDS = env.int("READ_CACHE_SECONDS", default=60 if _CACHES_ON_BY_DEFAULT else 0)
+AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=60 if _CACHES_ON_BY_DEFAULT else 0)
 if not CACHE_URL and DJANGO_ENV != "test":
     READ_CACHE_SECONDS = AUTH_CACHE_SECONDS = 0
 

@@ -188,7 +188,7 @@ def _generate_postgres(
         "span": (to_date - from_date).days,
         "ids": contract_ids,
     }
-    return cachewrites.execute(sql, params, writes=[ServiceDay], stale=stale).rowcount
+    return max(cachewrites.execute(sql, params, writes=[ServiceDay], stale=stale).rowcount, 0)
 
 
 def _generate_batched(
