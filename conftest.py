@@ -81,6 +81,49 @@ def _cache_bumps_at_test_commit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transaction.Atomic, "__exit__", exit_and_send)
 
 
+@pytest.fixture(autouse=True)
+def stale_cache_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every read and principal a test gets from the caches is compared with a fresh
+    computation: a write that bypassed the data layer's invalidation (chefops/cachewrites.py)
+    fails the test that made it, naming the stale answer (the request itself is served the
+    fresh one). Skipped while a test counts queries (the check's own would count)."""
+    from django.db import connection
+
+    from chefops import readcache
+    from companies import principals
+
+    cached, principal = readcache.cached, principals.principal
+    stale: list[str] = []
+
+    def counting() -> bool:
+        return bool(connection.force_debug_cursor)
+
+    def checked_read(company_id: Any, key: str, compute: Any, **kwargs: Any) -> Any:
+        value = cached(company_id, key, compute, **kwargs)
+        if readcache.enabled() and not counting():
+            fresh = compute()
+            if kwargs.get("cacheable", lambda found: True)(fresh) and value != fresh:
+                stale.append(f"stale cached read {key}:\n{value!r}\n!= {fresh!r}")
+                return fresh
+        return value
+
+    def checked_principal(user_id: Any, company_claim: Any, **kwargs: Any) -> Any:
+        user = principal(user_id, company_claim, **kwargs)
+        if principals.enabled() and not counting():
+            fresh = principals.load_principal(user_id, kwargs.get("session_id"))
+            mine = principals._principal.values(user) if user is not None else None
+            theirs = principals._principal.values(fresh) if fresh is not None else None
+            if mine != theirs:
+                stale.append(f"stale cached principal {user_id}: {mine!r} != {theirs!r}")
+                return fresh
+        return user
+
+    monkeypatch.setattr(readcache, "cached", checked_read)
+    monkeypatch.setattr(principals, "principal", checked_principal)
+    yield stale
+    assert not stale, "\n".join(stale)
+
+
 @pytest.fixture
 def frozen_clock() -> Iterator[datetime]:
     """The clock stopped at the test's start: rules keyed on the clock minute or second

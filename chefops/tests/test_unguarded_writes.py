@@ -305,3 +305,25 @@ def test_a_failed_bump_is_logged_and_sent_again_with_the_next_one(
     assert cache.get(tenant) != token
     assert not cachewrites._unsent
     assert row(assert_fresh(cast, LIST), contract)["pricePerService"] == 42
+
+
+def test_a_write_that_bypasses_the_data_layer_fails_the_test_that_makes_it(
+    cast: Any, stale_cache_answers: list[str]
+) -> None:
+    """The suite's check (conftest.py): every answer a test gets from the caches is compared
+    with a fresh computation, so a raw cursor write (no helper) is caught at the next read."""
+    contract = make_contract(cast)
+    api = cast.api(cast.client.employee)
+    assert api.get(LIST).status_code == 200
+    assert api.get(LIST).status_code == 200  # a hit, checked and fresh
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Contract._meta.db_table} SET price_per_service = %s WHERE id = %s",
+            [Decimal("77.00"), contract.pk.hex if connection.vendor == "sqlite" else contract.pk],
+        )
+    res = api.get(LIST)
+    assert res.status_code == 200
+    assert row(res.json(), contract)["pricePerService"] == 77  # served the fresh answer
+    assert len(stale_cache_answers) == 1  # and the test fails at its end
+    assert stale_cache_answers[0].startswith("stale cached read")
+    stale_cache_answers.clear()  # (this one made the bypass on purpose)
