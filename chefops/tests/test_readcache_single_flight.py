@@ -15,6 +15,7 @@ from django.core.cache import cache
 from chefops import readcache
 
 THREADS = 8
+pytestmark = pytest.mark.usefixtures("cache_answers_unchecked")  # counts the computations
 
 
 @pytest.fixture(autouse=True)
