@@ -54,6 +54,91 @@ def _clear_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _cache_bumps_at_test_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caches are on in tests, and a test case's transaction never commits: the version
+    tokens a block's writes bump (``chefops/cachewrites.py``, after commit) are sent when the
+    outermost block that would commit outside the test exits without an error. Writes made
+    directly in the test case's transaction are sent at once by ``bump_on_commit``."""
+    from django.db import transaction
+
+    from chefops import cachewrites
+
+    original = transaction.Atomic.__exit__
+
+    def exit_and_send(self: Any, exc_type: Any, exc_value: Any, traceback: Any) -> Any:
+        result = original(self, exc_type, exc_value, traceback)
+        conn = transaction.get_connection(self.using)
+        if (
+            exc_type is None
+            and not getattr(self, "_from_testcase", False)
+            and conn.atomic_blocks
+            and all(getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
+        ):
+            cachewrites.send_pending(conn)
+        return result
+
+    monkeypatch.setattr(transaction.Atomic, "__exit__", exit_and_send)
+
+
+class StaleAnswers(list[str]):
+    """The stale answers found in a test; ``checking`` off for tests of the caches' own races
+    (``cache_answers_unchecked``)."""
+
+    checking = True
+
+
+@pytest.fixture(autouse=True)
+def stale_cache_answers(monkeypatch: pytest.MonkeyPatch) -> Iterator[StaleAnswers]:
+    """Every read and principal a test gets from the caches is compared with a fresh
+    computation: a write that bypassed the data layer's invalidation (chefops/cachewrites.py)
+    fails the test that made it, naming the stale answer (the request itself is served the
+    fresh one). Skipped while a test counts queries (the check's own would count)."""
+    from django.db import connection
+
+    from chefops import readcache
+    from companies import principals
+
+    cached, principal = readcache.cached, principals.principal
+    stale = StaleAnswers()
+
+    def counting() -> bool:
+        return not stale.checking or bool(connection.force_debug_cursor)
+
+    def checked_read(company_id: Any, key: str, compute: Any, **kwargs: Any) -> Any:
+        value = cached(company_id, key, compute, **kwargs)
+        if readcache.enabled() and not counting():
+            fresh = compute()
+            if kwargs.get("cacheable", lambda found: True)(fresh) and value != fresh:
+                stale.append(f"stale cached read {key}:\n{value!r}\n!= {fresh!r}")
+                return fresh
+        return value
+
+    def checked_principal(user_id: Any, company_claim: Any, **kwargs: Any) -> Any:
+        user = principal(user_id, company_claim, **kwargs)
+        if principals.enabled() and not counting():
+            fresh = principals.load_principal(user_id, kwargs.get("session_id"))
+            mine = principals._principal.values(user) if user is not None else None
+            theirs = principals._principal.values(fresh) if fresh is not None else None
+            if mine != theirs:
+                stale.append(f"stale cached principal {user_id}: {mine!r} != {theirs!r}")
+                return fresh
+        return user
+
+    monkeypatch.setattr(readcache, "cached", checked_read)
+    monkeypatch.setattr(principals, "principal", checked_principal)
+    yield stale
+    assert not stale, "\n".join(stale)
+
+
+@pytest.fixture
+def cache_answers_unchecked(stale_cache_answers: StaleAnswers) -> None:
+    """No fresh check (``stale_cache_answers``): for tests of the caches' own interleavings
+    (single flight, a session ended mid-request), which serve a stale answer on purpose or
+    count computations."""
+    stale_cache_answers.checking = False
+
+
 @pytest.fixture
 def frozen_clock() -> Iterator[datetime]:
     """The clock stopped at the test's start: rules keyed on the clock minute or second

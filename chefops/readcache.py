@@ -19,15 +19,16 @@ was computed under the current tokens (and the same ``stamp``, e.g. today's date
 that depend on it). Tokens are read before the database is queried and bumped after the
 writing transaction commits, so an entry computed from data older than a committed write can
 never carry the tokens written after it (a reader between the commit and the bump stores
-fresh data under old tokens: one needless miss later). Bumps come from model signals
-(``servicedays/signals.py``: every ``save`` of ServiceDay, ContractWeekday, Contract and
-Company, and ``delete`` of the last two, which covers the services, the admin and restores),
-from the admin's service-day deletes, and from explicit calls in the set-based writers
-(generation, fallback, bulk inserts, the demo seed), which bypass signals. A new rule for
-contributors: a queryset ``update()``/``bulk_create``/raw write to these tables must call
-``invalidate``/``invalidate_all`` too. If a token key is evicted, a new token replaces it and
-every entry computed under the old one is a miss; if a bump fails, entries expire after
-``READ_CACHE_SECONDS``.
+fresh data under old tokens: one needless miss later). Bumps come from the data layer
+(``chefops/cachewrites.py``): model signals (``servicedays/signals.py``: every ``save`` of
+ServiceDay, ContractWeekday, Contract and Company, and ``delete`` of the last two), the
+``delete`` of weekdays and service days, the models' querysets (``update``, ``delete``,
+``bulk_create``, ``bulk_update``) and the raw-SQL helper (``cachewrites.execute``: generation,
+fallback). Contributors write through those; ``invalidate*`` below remain for writes the data
+layer cannot see. A bump happens whenever a cache other processes read is configured,
+whatever this process's ``READ_CACHE_SECONDS``. If a token key is evicted, a new token
+replaces it and every entry computed under the old one is a miss; if a bump fails, entries
+expire after ``READ_CACHE_SECONDS`` (60 s by default) at most.
 
 Entries (not tokens) are also keyed by ``release()``, a digest of the code: a deploy never
 serves a body shaped by the previous release.
@@ -35,8 +36,8 @@ serves a body shaped by the previous release.
 Lookups are counted in ``chefops_read_cache_lookups_total{result="hit|miss|error"}``; misses
 answered by a concurrent request's fill (single flight, below) also in ``result="waited"``.
 On only when ``READ_CACHE_SECONDS`` > 0, which needs a cache shared by every process
-(Redis): the web workers and the Celery worker must see the same tokens. A cache outage
-degrades to computing every read.
+(Redis): the web workers and the Celery worker must see the same tokens (the tests, one
+process, use the local-memory cache). A cache outage degrades to computing every read.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -70,7 +70,8 @@ def enabled() -> bool:
     return int(getattr(settings, "READ_CACHE_SECONDS", 0) or 0) > 0
 
 
-def _tenant(company_id: Any) -> str:
+def tenant_scope(company_id: Any) -> str:
+    """The token of every read of a company."""
     return f"rc:v:{company_id}"
 
 
@@ -112,14 +113,14 @@ def _entry(company_id: Any, key: str) -> str:
     return f"rc:e:{release()}:{company_id}:{digest}"
 
 
-def _token() -> str:
+def new_token() -> str:
     return uuid.uuid4().hex
 
 
 def _current(key: str, known: Any) -> Any:
     if known is not None:
         return known
-    cache.add(key, _token(), timeout=None)  # atomic: concurrent first readers agree
+    cache.add(key, new_token(), timeout=None)  # atomic: concurrent first readers agree
     return cache.get(key)
 
 
@@ -131,7 +132,7 @@ def current_tokens(token_keys: Sequence[str], found: dict[str, Any]) -> tuple[An
 
 def lookup_keys(company_id: Any, key: str, scopes: Sequence[str]) -> list[str]:
     """The token keys of a read, then its entry's key."""
-    return [ALL, _tenant(company_id), *scopes, _entry(company_id, key)]
+    return [ALL, tenant_scope(company_id), *scopes, _entry(company_id, key)]
 
 
 class Prefetch:
@@ -300,39 +301,31 @@ def cached_response(
     return response
 
 
-def _bump(keys: list[str]) -> None:
-    try:
-        cache.set_many({key: _token() for key in keys}, timeout=None)
-    except Exception:
-        # Entries computed under the old tokens expire after READ_CACHE_SECONDS at most.
-        logger.error("read cache: invalidation failed for %s", keys, exc_info=True)
-
-
 def bump_on_commit(keys: Iterable[str]) -> None:
     """After the current transaction commits (at once outside one): new tokens under ``keys``,
-    so every entry stored with the old ones is a miss."""
-    wanted = sorted(set(keys))
-    if wanted:
-        transaction.on_commit(lambda: _bump(wanted))
+    so every entry stored with the old ones is a miss (``chefops/cachewrites.py``)."""
+    from chefops import cachewrites
+
+    cachewrites.bump_on_commit(keys)
 
 
 def invalidate(company_ids: Iterable[Any]) -> None:
     """After the current transaction commits: the reads of these companies are stale."""
-    if enabled():
-        bump_on_commit(_tenant(c) for c in company_ids if c is not None)
+    from chefops import cachewrites
+
+    cachewrites.contracts_changed([c for c in company_ids if c is not None])
 
 
 def invalidate_all() -> None:
     """After the current transaction commits: every tenant's reads are stale."""
-    if enabled():
-        bump_on_commit([ALL])
+    from chefops import cachewrites
+
+    cachewrites.contracts_changed(None)
 
 
 def invalidate_service_days(contract_ids: Iterable[Any], company_ids: Iterable[Any]) -> None:
     """After the current transaction commits: the service-day reads of these contracts and
     the day-wide figures (finance metrics) of these companies (their parties) are stale."""
-    if enabled():
-        bump_on_commit(
-            [contract_scope(c) for c in contract_ids]
-            + [service_days_scope(c) for c in company_ids if c is not None]
-        )
+    from chefops import cachewrites
+
+    cachewrites.service_days_changed(list(contract_ids), company_ids)

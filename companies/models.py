@@ -12,6 +12,8 @@ from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from chefops import cachewrites
+
 
 class CompanyType(models.TextChoices):
     CATERING = "CATERING"
@@ -73,6 +75,9 @@ class Company(models.Model):
             models.Index(fields=["company_type", "status"], name="company_type_status_idx"),
             models.Index(fields=["deleted_at"], name="company_deleted_at_idx"),
         ]
+
+    # update/delete/bulk_* invalidate the caches (chefops/cachewrites.py)
+    objects: ClassVar[models.Manager[Company]] = cachewrites.CompanyQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.company_type})"
@@ -143,6 +148,10 @@ class ClientOfficeDay(models.Model):
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
+
+    def get_queryset(self) -> models.QuerySet[User]:
+        # update/delete/bulk_* invalidate the caches (chefops/cachewrites.py)
+        return cachewrites.UserQuerySet(self.model, using=self._db)
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         if not email:

@@ -10,15 +10,17 @@ Each entry is stored with three tokens, read before the database:
 
 * ``auth:v:all`` — bumped by database restores (``invalidate_all``);
 * ``auth:v:u:<user id>`` — bumped after any change of the user commits: ``save``/``delete``
-  (signals below: the services, the admin, password resets) and the two queryset updates of
-  login and session-activity bookkeeping (``invalidate_user``);
-* ``auth:v:c:<company id>`` — bumped after any ``save``/``delete`` of the company (its status
-  decides whether its users may authenticate), named after the token's ``companyId`` claim.
+  (signals below: the services, the admin, password resets) and the users queryset's
+  ``update``/``bulk_*`` (login and session-activity bookkeeping; ``chefops/cachewrites.py``);
+* ``auth:v:c:<company id>`` — bumped after any ``save``/``delete`` of the company, or a
+  queryset write to it (its status decides whether its users may authenticate), named after
+  the token's ``companyId`` claim.
 
 A change is therefore seen by the next request, exactly as without the cache: deactivating a
-user or a company, a role change or a password reset take effect at once. Rule for new code:
-a queryset ``update()`` or raw write to users or companies must call ``invalidate_user`` /
-``invalidate_company``. A cache outage falls back to the query.
+user or a company, a role change or a password reset take effect at once, whichever process
+writes and whatever its own ``AUTH_CACHE_SECONDS``: writes through the models (``save``,
+``delete``, and the querysets' ``update``/``delete``/``bulk_*``) or the raw-SQL helper bump the
+tokens themselves (``chefops/cachewrites.py``). A cache outage falls back to the query.
 
 Sessions. Every access token names its login session (``sid``); the request is refused once
 that session is gone (logout, refresh-token reuse, password change or reset, deactivation of
@@ -52,12 +54,12 @@ from django.db.models.expressions import Col
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from chefops import readcache
+from chefops import cachewrites, readcache
 from companies.models import AuthSession, Company, User
 
 logger = logging.getLogger(__name__)
 
-ALL = "auth:v:all"
+ALL = cachewrites.AUTH_ALL
 
 
 class _PrincipalStatement:
@@ -171,12 +173,8 @@ def enabled() -> bool:
     return int(getattr(settings, "AUTH_CACHE_SECONDS", 0) or 0) > 0
 
 
-def _user_scope(user_id: Any) -> str:
-    return f"auth:v:u:{user_id}"
-
-
-def _company_scope(company_id: Any) -> str:
-    return f"auth:v:c:{company_id}"
+_user_scope = cachewrites.auth_user_scope
+_company_scope = cachewrites.auth_company_scope
 
 
 def _session_key(session_id: Any) -> str:
@@ -252,21 +250,20 @@ def _session_alive(user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
 
 
 def invalidate_user(user_id: Any) -> None:
-    """After the current transaction commits: the cached principal of this user is stale."""
-    if enabled():
-        readcache.bump_on_commit([_user_scope(user_id)])
+    """After the current transaction commits: the cached principal of this user is stale.
+    Writes through the models do it themselves (``chefops/cachewrites.py``)."""
+    cachewrites.users_changed([user_id])
 
 
 def invalidate_company(company_id: Any) -> None:
     """After the current transaction commits: the cached principals of its users are stale."""
-    if enabled():
-        readcache.bump_on_commit([_company_scope(company_id)])
+    if cachewrites.active():
+        cachewrites.bump_on_commit([_company_scope(company_id)])
 
 
 def invalidate_all() -> None:
     """After the current transaction commits: every cached principal is stale (restores)."""
-    if enabled():
-        readcache.bump_on_commit([ALL])
+    cachewrites.users_changed(None)
 
 
 @receiver([post_save, post_delete], sender=User)
@@ -279,7 +276,7 @@ def _company_changed(sender: Any, instance: Company, **kwargs: Any) -> None:
     invalidate_company(instance.pk)
 
 
-class _EndedSessions:
+class _EndedSessions(cachewrites.AfterCommit):
     """The sessions deleted in one transaction (or savepoint), marked ``ended`` in the cache
     after it commits, in one write."""
 
@@ -288,7 +285,7 @@ class _EndedSessions:
     def __init__(self) -> None:
         self.ids: list[Any] = []
 
-    def write(self) -> None:
+    def send(self) -> None:
         # Longer than any access token of these sessions can still be presented.
         timeout = int(settings.ACCESS_TOKEN_LIFETIME.total_seconds()) + 60
         try:
@@ -305,9 +302,14 @@ class _EndedSessions:
 def end_sessions(session_ids: Any) -> None:
     """After the current transaction commits: these sessions' access tokens are refused at
     their next request, without a database query (see "Sessions" above)."""
-    if not enabled():
+    if not cachewrites.active():
         return
     conn = transaction.get_connection()
+    if not conn.in_atomic_block or cachewrites.only_test_case_blocks(conn):
+        batch = _EndedSessions()
+        batch.ids.extend(session_ids)
+        batch.send()
+        return
     savepoints = set(conn.savepoint_ids)
     for sids, func, _robust in conn.run_on_commit:
         pending = getattr(func, "__self__", None)
@@ -317,7 +319,7 @@ def end_sessions(session_ids: Any) -> None:
             return
     batch = _EndedSessions()
     batch.ids.extend(session_ids)
-    transaction.on_commit(batch.write, robust=True)
+    transaction.on_commit(batch.send, robust=True)
 
 
 @receiver(post_delete, sender=AuthSession)

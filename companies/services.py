@@ -42,7 +42,7 @@ from django.utils.crypto import salted_hmac
 
 from chefops.api.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from chefops.api.fields import iso_ms
-from companies import principals, rules
+from companies import rules
 from companies.authentication import access_token_for
 from companies.models import (
     AuthSession,
@@ -167,7 +167,6 @@ def _session_start(*, user: User, remember_me: bool) -> IssuedTokens:
             session=session, token_hash=digest, created_at=now, expires_at=expires_at
         )
         User.objects.filter(pk=user.pk).update(last_login=now, last_activity_at=now)
-        principals.invalidate_user(user.pk)  # an update() sends no signal
     user.last_login = user.last_activity_at = now
     return IssuedTokens(
         access_token=access_token_for(user, session_id=session.id),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Any, ClassVar
 
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from chefops import cachewrites
 from companies.models import Company
 
 
@@ -86,6 +88,9 @@ class Contract(models.Model):
             models.Index(fields=["status"], name="contract_status_idx"),
         ]
 
+    # update/delete/bulk_* invalidate the caches (chefops/cachewrites.py)
+    objects: ClassVar[models.Manager[Contract]] = cachewrites.ContractQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"Contract {self.id} ({self.status})"
 
@@ -111,5 +116,18 @@ class ContractWeekday(models.Model):
             ),
         ]
 
+    # update/delete/bulk_* invalidate the caches (chefops/cachewrites.py)
+    objects: ClassVar[models.Manager[ContractWeekday]] = (
+        cachewrites.ContractWeekdayQuerySet.as_manager()
+    )
+
     def __str__(self) -> str:
         return f"{self.contract_id}: {self.day_of_week}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        # No post_delete receiver: it would stop a contract's delete from removing its
+        # weekdays in bulk. The weekdays show in both parties' contract lists.
+        deleted = super().delete(*args, **kwargs)
+        if cachewrites.active():
+            cachewrites.contracts_changed(cachewrites.parties_of_objects([self]))
+        return deleted

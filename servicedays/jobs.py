@@ -24,7 +24,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from chefops import readcache
+from chefops import cachewrites
 from chefops.api.fields import iso_ms
 from contracts.models import Contract, ContractStatus, ContractWeekday
 from outbox.services import outbox_event_emit
@@ -91,8 +91,6 @@ def service_days_generate_upcoming(
             return summary
         active = Contract.objects.filter(status=ContractStatus.ACTIVE).count()
         inserted = _generate(from_date, to_date, now)
-        if inserted:
-            readcache.invalidate_all()
     summary = GenerationSummary(
         True, active, inserted, from_date, to_date, int((time.monotonic() - started) * 1000)
     )
@@ -122,14 +120,7 @@ def service_days_generate_for_contracts(
     if not wanted:
         return 0
     with transaction.atomic():
-        inserted = _generate(from_date, to_date, now, wanted)
-        if inserted:
-            parties = Contract.objects.filter(pk__in=wanted).values_list(
-                "catering_company_id", "client_company_id"
-            )
-            # A set-based write sends no signal: these contracts' ranges and reports and
-            # their parties' finance metrics are stale once it commits.
-            readcache.invalidate_service_days(wanted, {c for pair in parties for c in pair})
+        inserted = _generate(from_date, to_date, now, wanted)  # invalidates what it inserts
     # DEBUG: the task's own result line says it (and the demo seed stays quiet).
     logger.debug(
         "generate_service_days for %d contracts: %d service days inserted, window %s..%s, %d ms",
@@ -180,19 +171,24 @@ def _generate_postgres(
         ORDER BY c.id, d.service_date
         ON CONFLICT (contract_id, service_date) DO NOTHING
     """  # noqa: S608 - table names come from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {
-                "pending": ServiceDayStatus.PENDING,
-                "active": ContractStatus.ACTIVE,
-                "now": now,
-                "from": from_date,
-                "span": (to_date - from_date).days,
-                "ids": contract_ids,
-            },
-        )
-        return max(cursor.rowcount, 0)
+
+    def stale(result: cachewrites.RawWrite) -> None:
+        if contract_ids is None:
+            cachewrites.service_days_changed(None)  # every contract's days
+        else:
+            cachewrites.service_days_changed(
+                contract_ids, cachewrites.contract_parties(contract_ids)
+            )
+
+    params = {
+        "pending": ServiceDayStatus.PENDING,
+        "active": ContractStatus.ACTIVE,
+        "now": now,
+        "from": from_date,
+        "span": (to_date - from_date).days,
+        "ids": contract_ids,
+    }
+    return max(cachewrites.execute(sql, params, writes=[ServiceDay], stale=stale).rowcount, 0)
 
 
 def _generate_batched(
@@ -211,16 +207,20 @@ def _generate_batched(
     window = ServiceDay.objects.filter(service_date__gte=from_date, service_date__lte=to_date)
     if contract_ids is not None:
         window = window.filter(contract_id__in=contract_ids)
-    before = window.count()
+    # Only the absent days: the insert makes their contracts' cached reads stale.
+    existing = set(window.values_list("contract_id", "service_date"))
     rows = [
         ServiceDay(contract_id=cid, service_date=d, created_at=now, updated_at=now)
         for cid, start, end in contracts
         for d in rules.dates_on_weekdays(
             from_date, to_date, weekdays[cid], start_date=start, end_date=end
         )
+        if (cid, d) not in existing
     ]
+    if not rows:
+        return 0
     ServiceDay.objects.bulk_create(rows, ignore_conflicts=True, batch_size=SQLITE_BATCH_SIZE)
-    return window.count() - before
+    return window.count() - len(existing)
 
 
 # --- Fallback ---------------------------------------------------------------------------------
@@ -266,11 +266,6 @@ def service_days_apply_fallback(
             rows = _fallback_postgres(now, dry_run=dry_run)
         else:
             rows = _fallback_portable(now, dry_run=dry_run)
-        if rows and not dry_run:
-            readcache.invalidate_service_days(
-                {r["contract_id"] for r in rows},
-                {r["catering_company_id"] for r in rows} | {r["client_company_id"] for r in rows},
-            )
         by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in rows:
             by_contract[row["contract_id"]].append(row)
@@ -348,12 +343,24 @@ def _fallback_postgres(now: datetime, *, dry_run: bool) -> list[dict[str, Any]]:
             WHERE {eligible}
             RETURNING {returning}
         """  # noqa: S608 - table names come from model metadata, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            {"active": ContractStatus.ACTIVE, "pending": ServiceDayStatus.PENDING, "now": now},
+    params: dict[str, Any] = {
+        "active": ContractStatus.ACTIVE,
+        "pending": ServiceDayStatus.PENDING,
+        "now": now,
+    }
+    if dry_run:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [_fallback_row(*row) for row in cursor.fetchall()]
+
+    def stale(result: cachewrites.RawWrite) -> None:
+        # RETURNING: the updated days' contracts and their parties
+        cachewrites.service_days_changed(
+            {row[1] for row in result.rows}, {c for row in result.rows for c in row[4:6]}
         )
-        return [_fallback_row(*row) for row in cursor.fetchall()]
+
+    written = cachewrites.execute(sql, params, writes=[ServiceDay], fetch=True, stale=stale)
+    return [_fallback_row(*row) for row in written.rows]
 
 
 def _fallback_portable(now: datetime, *, dry_run: bool) -> list[dict[str, Any]]:

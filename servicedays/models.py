@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any, ClassVar
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chefops import cachewrites
 from contracts.models import Contract
 
 
@@ -79,5 +81,18 @@ class ServiceDay(models.Model):
             ),
         ]
 
+    # update/delete/bulk_* invalidate the caches (chefops/cachewrites.py)
+    objects: ClassVar[models.Manager[ServiceDay]] = cachewrites.ServiceDayQuerySet.as_manager()
+
     def __str__(self) -> str:
         return f"{self.contract_id} {self.service_date.isoformat()} ({self.status})"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        # No post_delete receiver: it would stop a contract's delete from removing its days
+        # in bulk. Its contract's range and report, and its parties' finance metrics.
+        deleted = super().delete(*args, **kwargs)
+        if cachewrites.active():
+            cachewrites.service_days_changed(
+                [self.contract_id], cachewrites.parties_of_objects([self])
+            )
+        return deleted

@@ -14,7 +14,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from chefops import readcache
 from chefops.api.errors import BadRequest, Conflict, Forbidden, NotFound
 from chefops.api.fields import iso_ms
 from chefops.api.permissions import MANAGERS, require_company_type, require_role
@@ -75,7 +74,7 @@ def service_days_generate(
         candidates = [
             ServiceDay(
                 id=uuid.uuid4(),
-                contract_id=contract.pk,
+                contract=contract,  # its parties: whose cached reads the insert makes stale
                 service_date=day,
                 created_at=now,
                 updated_at=now,
@@ -83,9 +82,6 @@ def service_days_generate(
             for day in dates
         ]
         ServiceDay.objects.bulk_create(candidates, ignore_conflicts=True)
-        readcache.invalidate_service_days(
-            [contract.pk], [contract.catering_company_id, contract.client_company_id]
-        )
         # With ignore_conflicts the database does not say which rows went in; the ids we
         # chose do: a candidate that lost to an existing row simply is not there.
         return list(
@@ -262,9 +258,5 @@ def service_days_drop_off_schedule(
         )
     if not off:
         return 0
-    ServiceDay.objects.filter(pk__in=[day.pk for day in off]).delete()
-    # A queryset delete sends no signal (servicedays/signals.py).
-    readcache.invalidate_service_days(
-        [contract.pk], [contract.catering_company_id, contract.client_company_id]
-    )
+    ServiceDay.objects.filter(contract_id=contract.pk, pk__in=[day.pk for day in off]).delete()
     return len(off)

@@ -68,12 +68,12 @@ class Site:
         assert status == 200, body
         return str(body["accessToken"])
 
-    def django(self, code: str) -> str:
-        """``code`` run by ``manage.py shell`` in a process of its own."""
+    def django(self, code: str, **env: str) -> str:
+        """``code`` run by ``manage.py shell`` in a process of its own (``env`` on top)."""
         result = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", code],
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, **env},
             capture_output=True,
             text=True,
             timeout=120,
@@ -141,6 +141,52 @@ def test_writes_by_another_process_show_on_the_next_request(site: Site) -> None:
         "user = User.objects.get(email='techcorp@example.com')\n"
         "user.is_active = False\n"
         "user.save()\n"
+    )
+    for _ in range(4):
+        assert site.request("/api/contracts", token=token)[0] == 401
+
+
+def test_a_bare_update_by_a_process_with_its_caches_off_is_seen_at_once(site: Site) -> None:
+    """An operator's one-off shell, with ``READ_CACHE_SECONDS=0 AUTH_CACHE_SECONDS=0`` and no
+    invalidation call: a bare ``QuerySet.update()`` still bumps the tokens the running
+    workers read (chefops/cachewrites.py)."""
+    token = site.login("finanzas.manager@example.com")
+    status, contracts = site.request("/api/contracts", token=token)
+    assert status == 200 and contracts
+    target = contracts[0]
+    for _ in range(4):  # both workers cache the principal and the list
+        assert site.request("/api/contracts", token=token) == (200, contracts)
+    hits = site.cache_hits()
+    assert site.request("/api/contracts", token=token) == (200, contracts)
+    assert site.cache_hits() > hits  # served from Redis
+
+    caches_off = {"READ_CACHE_SECONDS": "0", "AUTH_CACHE_SECONDS": "0"}
+    assert (
+        site.django(
+            "import uuid\n"
+            "from decimal import Decimal\n"
+            "from django.conf import settings\n"
+            "from contracts.models import Contract\n"
+            "assert settings.READ_CACHE_SECONDS == settings.AUTH_CACHE_SECONDS == 0\n"
+            f"print(Contract.objects.filter(id=uuid.UUID('{target['id']}'))"
+            ".update(price_per_service=Decimal('123.45')))\n",
+            **caches_off,
+        ).splitlines()[-1]
+        == "1"
+    )
+    for _ in range(4):
+        status, after = site.request("/api/contracts", token=token)
+        assert status == 200
+        assert next(c for c in after if c["id"] == target["id"])["pricePerService"] == 123.45
+
+    assert (
+        site.django(
+            "from companies.models import User\n"
+            "print(User.objects.filter(email='finanzas.manager@example.com')"
+            ".update(is_active=False))\n",
+            **caches_off,
+        ).splitlines()[-1]
+        == "1"
     )
     for _ in range(4):
         assert site.request("/api/contracts", token=token)[0] == 401

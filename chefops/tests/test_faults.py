@@ -348,9 +348,12 @@ def terminate_backends(where: str, params: list[Any]) -> int:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_terminated_connection_answers_503_then_the_next_request_reconnects(
-    cast: Any,
+    cast: Any, settings: Any
 ) -> None:
     from django.db import connection
+
+    # every request must reach the database (a cached read or principal would not)
+    settings.READ_CACHE_SECONDS = settings.AUTH_CACHE_SECONDS = 0
 
     api = cast.api(cast.client.manager)
     contract = ContractFactory.create(

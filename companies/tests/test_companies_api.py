@@ -323,8 +323,9 @@ def test_list_search_status_and_paging(cast: Any) -> None:
 
 
 def test_client_list_has_a_fixed_query_count(
-    frozen_clock: Any, cast: Any, django_assert_num_queries: Any
+    frozen_clock: Any, cast: Any, django_assert_num_queries: Any, settings: Any
 ) -> None:
+    settings.AUTH_CACHE_SECONDS = 0  # the queries of the uncached path
     client = cast.api(cast.client.admin)
     client.get("/api/auth/session-status")  # activity of this minute recorded
     # auth (user+company), count, page rows with profile, office days (one prefetch)

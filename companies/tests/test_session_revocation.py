@@ -233,6 +233,7 @@ def test_without_the_cache_the_session_costs_no_extra_query(
 
 
 @pytest.mark.parametrize("check", ["_session_alive", "load_principal"])
+@pytest.mark.usefixtures("cache_answers_unchecked")  # served after it ended, on purpose
 def test_a_session_ended_while_it_is_being_checked_is_refused_next(
     cast: Any, settings: Any, frozen_clock: Any, monkeypatch: pytest.MonkeyPatch, check: str
 ) -> None:

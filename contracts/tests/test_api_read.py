@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -104,7 +105,10 @@ def test_paging(cast: Cast) -> None:
     assert get(api, f"{URL}?limit=501").status_code == 400
 
 
-def test_list_runs_a_fixed_number_of_queries(frozen_clock: datetime, cast: Cast) -> None:
+def test_list_runs_a_fixed_number_of_queries(
+    frozen_clock: datetime, cast: Cast, settings: Any
+) -> None:
+    settings.READ_CACHE_SECONDS = settings.AUTH_CACHE_SECONDS = 0  # the uncached path's queries
     api = cast.api(cast.catering.employee)
 
     def count_queries() -> tuple[int, int]:

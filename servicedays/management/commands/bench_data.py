@@ -27,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from chefops import cachewrites
 from companies.models import (
     CateringProfile,
     ClientProfile,
@@ -155,9 +156,13 @@ class Command(BaseCommand):
             Contract._meta.db_table,
             Company._meta.db_table,
         ]
-        with connection.cursor() as cursor:
-            # CASCADE also empties users, profiles and token tables that point at companies.
-            cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
+        # CASCADE also empties users, profiles and token tables that point at companies; the
+        # helper makes every cached read and principal stale.
+        cachewrites.execute(
+            f"TRUNCATE {', '.join(tables)} CASCADE",
+            [],
+            writes=[ServiceDay, ContractWeekday, Contract, Company, User],
+        )
 
     def _companies(self, count: int) -> dict[str, list[Any]]:
         caterers = count // 2
