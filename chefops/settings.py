@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "companies",
     "contracts",
     "servicedays",
+    "webhooks",
 ]
 
 if importlib.util.find_spec("django_migration_linter"):  # dev/CI tool, not a runtime need
@@ -473,3 +474,14 @@ BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
 if IS_PRODUCTION_LIKE:
     # Prometheus scrapes the container over plain HTTP, like the health probe.
     SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# --- Webhooks (README "Webhooks") -----------------------------------------------------------
+# http:// targets (local receivers); production accepts https only.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Targets on loopback/private/link-local addresses (tests, local use); refused by default.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Seconds one delivery attempt may take to connect, and to send and read the answer (max 10).
+WEBHOOK_TIMEOUT_SECONDS = min(env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0), 10.0)
+# Deliveries given up in a row (every attempt failed, ~22 h each) before an endpoint is
+# disabled and its company's admins are e-mailed.
+WEBHOOK_MAX_FAILURES = env.int("WEBHOOK_MAX_FAILURES", default=5)
