@@ -187,6 +187,7 @@ def test_failures_are_retried_on_the_schedule_with_a_stable_id(
         assert delivery.last_status_code == 503
         assert delivery.last_error == "HTTP 503"
         assert delivery.last_response_body == "down"
+        assert delivery.next_attempt_at is not None
         first_wait = delivery.next_attempt_at - t0
         assert timedelta(seconds=5) <= first_wait <= timedelta(seconds=5.5)
 
@@ -201,6 +202,7 @@ def test_failures_are_retried_on_the_schedule_with_a_stable_id(
         delivery.refresh_from_db()
         assert delivery.attempts == 2
         second_due = delivery.next_attempt_at
+        assert second_due is not None
         assert timedelta(seconds=30) <= second_due - timezone.now() <= timedelta(seconds=33)
 
         receiver.status = 200
