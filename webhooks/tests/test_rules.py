@@ -143,3 +143,33 @@ def test_event_type_checks() -> None:
     assert rules.subscribes([], "contract.paused")
     assert rules.subscribes(["contract.paused"], "contract.paused")
     assert not rules.subscribes(["contract.created"], "contract.paused")
+
+
+def test_the_readme_verification_example_accepts_our_signature() -> None:
+    """README "Webhooks" shows a standard-library verifier: it must accept what we send."""
+    import re
+    import time
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Webhooks\n", 1)[1].split("\n## ", 1)[0]
+    code = next(
+        block
+        for block in re.findall(r"```python\n(.*?)```", section, re.S)
+        if "def verified" in block
+    )
+    namespace: dict[str, object] = {}
+    exec(code, namespace)  # noqa: S102 - our own documentation
+    verified = namespace["verified"]
+    assert callable(verified)
+    body = rules.delivery_body(event_type="contract.paused", timestamp="t", data={})
+    stamp = int(time.time())
+    headers = {
+        "webhook-id": "d1",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": rules.signature(
+            secret=SECRET, message_id="d1", timestamp=stamp, body=body
+        ),
+    }
+    assert verified(SECRET, headers, body.encode())
+    assert not verified(SECRET, headers, body.encode() + b" ")
