@@ -431,7 +431,8 @@ def _record(
             return "lost_claim"
         endpoints = WebhookEndpoint.objects.filter(pk=delivery.endpoint_id)
         if succeeded:
-            endpoints.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
+            if delivery.endpoint.consecutive_failures:
+                endpoints.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
         elif status == DeliveryStatus.FAILED:
             endpoint = endpoints.select_for_update().first()
             if endpoint is not None:

@@ -8,6 +8,7 @@ proves independence with events, never with sleeps.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.time)  # wall clock of arrival (benchmarks)
 
 
 @dataclass
@@ -44,8 +46,6 @@ class Receiver:
 
     def wait_for(self, count: int, timeout: float = 30.0) -> bool:
         """Wait (for events, with a deadline) until ``count`` requests have arrived."""
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             with self.lock:
