@@ -116,8 +116,8 @@ class WebhookRotateSecretApi(APIView):
     @extend_schema(
         tags=TAGS,
         operation_id="webhooks_rotate_secret",
-        description="Replaces the signing secret; attempts from now on are signed with the "
-        "new one, which the answer shows (only here).",
+        description="Replaces the signing secret, which the answer shows (only here). For 24 "
+        "hours the old secret signs too (a second signature in webhook-signature).",
         parameters=[WEBHOOK_ID_PARAM],
         request=None,
         responses={200: WebhookWithSecretOutput},

@@ -26,6 +26,10 @@ class WebhookEndpoint(models.Model):
     # "whsec_" + base64 of 24 random bytes (Standard Webhooks); never shown again after
     # creation or rotation.
     secret = models.CharField(max_length=100)
+    # After a rotation the old secret signs too (a second signature) for a day, so receivers
+    # can switch without dropping deliveries.
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     # Deliveries given up (every attempt failed) since the last successful attempt.
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Set when the endpoint was switched off for its failures (not by its owner).

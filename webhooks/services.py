@@ -40,6 +40,7 @@ EVENT_ENDPOINT_DISABLED = "webhooks.endpoint_disabled"
 USER_AGENT = "ChefOps-Webhooks/1.0"
 SWEEP_LIMIT = 1000
 KEEP_DAYS = 30
+SECRET_ROTATION_GRACE = timedelta(hours=24)
 
 
 # --- endpoints ------------------------------------------------------------------------------
@@ -145,12 +146,18 @@ def webhook_endpoint_delete(*, company: Company | None, endpoint_id: uuid.UUID) 
 def webhook_endpoint_rotate_secret(
     *, company: Company | None, endpoint_id: uuid.UUID
 ) -> WebhookEndpoint:
-    """A new secret; the old one stops signing at once (attempts from now on)."""
+    """A new secret. For SECRET_ROTATION_GRACE the old one signs too (a second signature in
+    ``webhook-signature``), so a receiver can switch to the new one without a gap."""
     with transaction.atomic():
         endpoint = _locked_endpoint(company=company, endpoint_id=endpoint_id)
+        now = timezone.now()
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = now + SECRET_ROTATION_GRACE
         endpoint.secret = new_secret()
-        endpoint.updated_at = timezone.now()
-        endpoint.save(update_fields=["secret", "updated_at"])
+        endpoint.updated_at = now
+        endpoint.save(
+            update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
+        )
     return endpoint
 
 
@@ -324,16 +331,29 @@ def _claim(delivery_id: Any, now: datetime) -> datetime | None:
     return until if claimed else None
 
 
-def signed_headers(delivery: WebhookDelivery, secret: str, *, timestamp: int) -> dict[str, str]:
+def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime) -> list[str]:
+    """The current secret, and the one before it while its rotation grace lasts."""
+    secrets_now = [endpoint.secret]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and now < expires:
+        secrets_now.append(endpoint.previous_secret)
+    return secrets_now
+
+
+def signed_headers(
+    delivery: WebhookDelivery, signing: list[str], *, timestamp: int
+) -> dict[str, str]:
     message_id = str(delivery.pk)
+    signatures = [
+        rules.signature(secret=key, message_id=message_id, timestamp=timestamp, body=delivery.body)
+        for key in signing
+    ]
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": rules.signature(
-            secret=secret, message_id=message_id, timestamp=timestamp, body=delivery.body
-        ),
+        "webhook-signature": " ".join(signatures),
     }
 
 
@@ -349,7 +369,8 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
         return "skipped"
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
-    headers = signed_headers(delivery, endpoint.secret, timestamp=int(time.time()))
+    signing = signing_secrets(endpoint, now=timezone.now())
+    headers = signed_headers(delivery, signing, timestamp=int(time.time()))
     status_code: int | None = None
     latency_ms: int | None = None
     excerpt = ""

@@ -18,7 +18,7 @@ import time_machine
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from chefops.metrics import generate_latest
 from chefops.testing.cast import make_cast
@@ -401,3 +401,27 @@ def test_redelivery_sends_the_same_id_again(local_targets: Any, cast: Any) -> No
         assert receiver.wait_for(2)
         assert {r.headers["webhook-id"] for r in receiver.requests} == {str(delivery.pk)}
         assert receiver.requests[0].body == receiver.requests[1].body
+
+
+def test_after_rotation_both_secrets_sign_for_a_day(local_targets: Any, cast: Any) -> None:
+    t0 = timezone.now()
+    with running_receiver() as receiver, time_machine.travel(t0, tick=False) as clock:
+        endpoint = _endpoint(cast.catering.company, receiver)
+        old_secret = endpoint.secret
+        rotated = services.webhook_endpoint_rotate_secret(company=None, endpoint_id=endpoint.pk)
+        services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
+        services.webhook_deliveries_sweep()
+        first = receiver.requests[0]
+        assert len(first.headers["webhook-signature"].split()) == 2
+        assert _verify(rotated, first)["type"] == "webhook.test"
+        old = WebhookEndpoint(secret=old_secret)
+        assert _verify(old, first)["type"] == "webhook.test"  # a receiver not switched yet
+
+        clock.move_to(t0 + timedelta(hours=24, seconds=1))
+        services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
+        services.webhook_deliveries_sweep()
+        second = receiver.requests[1]
+        assert len(second.headers["webhook-signature"].split()) == 1
+        assert _verify(rotated, second)["type"] == "webhook.test"
+        with pytest.raises(WebhookVerificationError):
+            _verify(old, second)
