@@ -40,7 +40,9 @@ ENDPOINTS = 3
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument(
+        "--workers", type=int, default=8, help="0: time the fan-out alone (nothing is sent)"
+    )
     parser.add_argument("--database", default="chefops_bench_webhooks")
     parser.add_argument("--timeout", type=float, default=900.0)
     return parser.parse_args()
@@ -183,6 +185,14 @@ def main() -> None:
         started = time.time()
         stats = outbox_dispatch()
         fanned_out = time.time()
+        if not threads:
+            rows = WebhookDelivery.objects.count()
+            took = fanned_out - started
+            print(
+                f"fan-out only: {stats.summary()}, {rows} delivery rows in "
+                f"{took:.1f} s = {args.events / took:.0f} events/s"
+            )
+            return
         complete = receiver.wait_for(expected, timeout=args.timeout)
         for _ in threads:
             work.put(None)

@@ -4,11 +4,10 @@ is a 404, never a leak. ``company=None`` is platform staff (admin, commands)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Min, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from chefops.api.errors import NotFound
@@ -61,36 +60,31 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def event_party_company_ids(*, aggregate_type: str, aggregate_id: str) -> set[uuid.UUID]:
-    """The companies an event concerns, from the database (not from the payload): a
-    contract's caterer and client, a service day's through its contract, a company itself.
-    Anything else (or an aggregate that no longer exists) concerns nobody."""
+def party_endpoints_of_event(*, aggregate_type: str, aggregate_id: str) -> list[WebhookEndpoint]:
+    """The active endpoints of the companies an event concerns, in one query. The parties
+    come from the database (not from the payload): a contract's caterer and client, a
+    service day's through its contract, a company itself. Anything else (or an aggregate
+    that no longer exists) concerns nobody."""
     pk = _as_uuid(aggregate_id)
     if pk is None:
-        return set()
-    rows: Iterable[tuple[uuid.UUID, uuid.UUID]]
+        return []
+    parties: Q
     if aggregate_type == "Contract":
-        rows = Contract.objects.filter(pk=pk).values_list(
-            "catering_company_id", "client_company_id"
+        contract = Contract.objects.filter(pk=pk)
+        parties = Q(company_id__in=contract.values("catering_company_id")) | Q(
+            company_id__in=contract.values("client_company_id")
         )
     elif aggregate_type == "ServiceDay":
-        rows = ServiceDay.objects.filter(pk=pk).values_list(
-            "contract__catering_company_id", "contract__client_company_id"
+        day = ServiceDay.objects.filter(pk=pk)
+        parties = Q(company_id__in=day.values("contract__catering_company_id")) | Q(
+            company_id__in=day.values("contract__client_company_id")
         )
     elif aggregate_type == "company":
-        return set(Company.objects.filter(pk=pk).values_list("pk", flat=True))
+        parties = Q(company_id=pk)
     else:
-        return set()
-    return {company_id for row in rows for company_id in row}
-
-
-def active_endpoints_of(*, company_ids: set[uuid.UUID]) -> list[WebhookEndpoint]:
-    if not company_ids:
         return []
     return list(
-        WebhookEndpoint.objects.filter(company_id__in=company_ids, is_active=True).order_by(
-            "created_at", "id"
-        )
+        WebhookEndpoint.objects.filter(parties, is_active=True).order_by("created_at", "id")
     )
 
 

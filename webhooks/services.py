@@ -222,12 +222,11 @@ def enqueue_deliveries(delivery_ids: Iterable[Any]) -> int:
 def webhook_deliveries_create_for_event(*, event: OutboxEvent) -> list[uuid.UUID]:
     """One delivery per active endpoint subscribed to the event among the companies party
     to it (inside the outbox handler's transaction). Idempotent: (endpoint, event) is unique."""
-    company_ids = selectors.event_party_company_ids(
-        aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id
-    )
     endpoints = [
         e
-        for e in selectors.active_endpoints_of(company_ids=company_ids)
+        for e in selectors.party_endpoints_of_event(
+            aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id
+        )
         if rules.subscribes(list(e.event_types or []), event.event_type)
     ]
     if not endpoints:
