@@ -70,6 +70,10 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     # A worker sending this delivery holds it until then (claim); another one skips it.
     locked_until = models.DateTimeField(null=True, blank=True)
+    # When a task was last queued for the current attempt (cleared once it is recorded): the
+    # sweep queues a due delivery again only if that is long ago (a lost task), so a backlog
+    # does not fill the broker with copies.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_latency_ms = models.PositiveIntegerField(null=True, blank=True)

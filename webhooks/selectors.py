@@ -4,7 +4,7 @@ is a 404, never a leak. ``company=None`` is platform staff (admin, commands)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Min, Q, QuerySet
@@ -96,13 +96,17 @@ def company_admin_emails(*, company_id: Any) -> list[str]:
     )
 
 
-def due_delivery_ids(*, now: datetime | None = None, limit: int) -> list[uuid.UUID]:
-    """PENDING deliveries of active endpoints whose time has come and that no worker holds."""
+def due_delivery_ids(
+    *, now: datetime | None = None, limit: int, requeue_after: timedelta
+) -> list[uuid.UUID]:
+    """PENDING deliveries of active endpoints whose time has come, that no worker holds and
+    whose task (if one was queued) was queued more than ``requeue_after`` ago."""
     now = now or timezone.now()
     return list(
         WebhookDelivery.objects.filter(
             status=DeliveryStatus.PENDING, next_attempt_at__lte=now, endpoint__is_active=True
         )
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - requeue_after))
         .exclude(locked_until__gt=now)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]

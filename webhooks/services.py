@@ -39,6 +39,7 @@ MAX_ENDPOINTS_PER_COMPANY = 20
 EVENT_ENDPOINT_DISABLED = "webhooks.endpoint_disabled"
 USER_AGENT = "ChefOps-Webhooks/1.0"
 SWEEP_LIMIT = 1000
+REQUEUE_AFTER = timedelta(minutes=5)
 KEEP_DAYS = 30
 SECRET_ROTATION_GRACE = timedelta(hours=24)
 
@@ -242,6 +243,7 @@ def webhook_deliveries_create_for_event(*, event: OutboxEvent) -> list[uuid.UUID
             event_type=event.event_type,
             body=body,
             next_attempt_at=now,
+            enqueued_at=now,
             created_at=now,
             updated_at=now,
         )
@@ -275,6 +277,7 @@ def webhook_test_send(*, company: Company | None, endpoint_id: uuid.UUID) -> Web
                 },
             ),
             next_attempt_at=now,
+            enqueued_at=now,
             created_at=now,
             updated_at=now,
         )
@@ -301,9 +304,17 @@ def webhook_delivery_redeliver(
         delivery.attempts = 0
         delivery.next_attempt_at = now
         delivery.locked_until = None
+        delivery.enqueued_at = now
         delivery.updated_at = now
         delivery.save(
-            update_fields=["status", "attempts", "next_attempt_at", "locked_until", "updated_at"]
+            update_fields=[
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "locked_until",
+                "enqueued_at",
+                "updated_at",
+            ]
         )
         _enqueue_on_commit([delivery.pk])
     return delivery
@@ -440,6 +451,7 @@ def _record(
             attempts=attempts,
             next_attempt_at=next_at,
             locked_until=None,
+            enqueued_at=None,
             last_attempt_at=now,
             last_status_code=status_code,
             last_latency_ms=latency_ms,
@@ -473,8 +485,13 @@ def _record(
 
 
 def webhook_deliveries_sweep(*, limit: int = SWEEP_LIMIT) -> int:
-    """Queue a task for each due delivery (retries, and any whose task was lost)."""
-    ids = selectors.due_delivery_ids(limit=limit)
+    """Queue a task for each due delivery: retries whose time has come, and deliveries whose
+    task was queued over REQUEUE_AFTER ago and has not run (lost with a worker or a broker)."""
+    now = timezone.now()
+    ids = selectors.due_delivery_ids(now=now, limit=limit, requeue_after=REQUEUE_AFTER)
+    if not ids:
+        return 0
+    WebhookDelivery.objects.filter(pk__in=ids).update(enqueued_at=now)
     return enqueue_deliveries(ids)
 
 

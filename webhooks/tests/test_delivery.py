@@ -17,6 +17,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db import connection
+from django.test import TestCase
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -62,10 +63,16 @@ def _verify(endpoint: WebhookEndpoint, request: Any) -> dict[str, Any]:
     return verified
 
 
+def _committed() -> Any:
+    """Run what waits for the commit (the queueing of delivery tasks, which run inline in the
+    tests: CELERY_TASK_ALWAYS_EAGER) as if the test's transaction had committed."""
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
 def _deliver_due() -> None:
-    """What the beat sweep does; tasks run inline in the tests (CELERY_TASK_ALWAYS_EAGER)."""
-    outbox_dispatch()
-    services.webhook_deliveries_sweep()
+    """The outbox dispatcher's run: its handler queues a task per delivery on commit."""
+    with _committed():
+        outbox_dispatch()
 
 
 def test_a_receiver_gets_its_companys_events_signed_and_nothing_else(
@@ -178,8 +185,8 @@ def test_failures_are_retried_on_the_schedule_with_a_stable_id(
         time_machine.travel(t0, tick=False) as clock,
     ):
         endpoint = _endpoint(cast.catering.company, receiver)
-        delivery = services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
-        services.webhook_deliveries_sweep()
+        with _committed():
+            delivery = services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
         assert len(receiver.requests) == 1
         delivery.refresh_from_db()
         assert delivery.status == DeliveryStatus.PENDING
@@ -270,8 +277,8 @@ def test_a_success_resets_the_failure_streak(local_targets: Any, cast: Any) -> N
     with running_receiver() as receiver:
         endpoint = _endpoint(cast.catering.company, receiver)
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(consecutive_failures=3)
-        services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
-        services.webhook_deliveries_sweep()
+        with _committed():
+            services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
     endpoint.refresh_from_db()
     assert endpoint.consecutive_failures == 0
 
@@ -394,10 +401,12 @@ def test_a_claimed_delivery_is_not_sent_twice(local_targets: Any, cast: Any) -> 
 def test_redelivery_sends_the_same_id_again(local_targets: Any, cast: Any) -> None:
     with running_receiver() as receiver:
         endpoint = _endpoint(cast.catering.company, receiver)
-        delivery = services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
-        services.webhook_deliveries_sweep()
-        services.webhook_delivery_redeliver(company=cast.catering.company, delivery_id=delivery.pk)
-        services.webhook_deliveries_sweep()
+        with _committed():
+            delivery = services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
+        with _committed():
+            services.webhook_delivery_redeliver(
+                company=cast.catering.company, delivery_id=delivery.pk
+            )
         assert receiver.wait_for(2)
         assert {r.headers["webhook-id"] for r in receiver.requests} == {str(delivery.pk)}
         assert receiver.requests[0].body == receiver.requests[1].body
@@ -409,8 +418,8 @@ def test_after_rotation_both_secrets_sign_for_a_day(local_targets: Any, cast: An
         endpoint = _endpoint(cast.catering.company, receiver)
         old_secret = endpoint.secret
         rotated = services.webhook_endpoint_rotate_secret(company=None, endpoint_id=endpoint.pk)
-        services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
-        services.webhook_deliveries_sweep()
+        with _committed():
+            services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
         first = receiver.requests[0]
         assert len(first.headers["webhook-signature"].split()) == 2
         assert _verify(rotated, first)["type"] == "webhook.test"
@@ -418,10 +427,26 @@ def test_after_rotation_both_secrets_sign_for_a_day(local_targets: Any, cast: An
         assert _verify(old, first)["type"] == "webhook.test"  # a receiver not switched yet
 
         clock.move_to(t0 + timedelta(hours=24, seconds=1))
-        services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
-        services.webhook_deliveries_sweep()
+        with _committed():
+            services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
         second = receiver.requests[1]
         assert len(second.headers["webhook-signature"].split()) == 1
         assert _verify(rotated, second)["type"] == "webhook.test"
         with pytest.raises(WebhookVerificationError):
             _verify(old, second)
+
+
+def test_the_sweep_requeues_only_retries_and_lost_tasks(local_targets: Any, cast: Any) -> None:
+    t0 = timezone.now()
+    with running_receiver() as receiver, time_machine.travel(t0, tick=False) as clock:
+        endpoint = _endpoint(cast.catering.company, receiver)
+        # Queued on commit, but the task never ran (no commit here: as if it was lost).
+        delivery = services.webhook_test_send(company=None, endpoint_id=endpoint.pk)
+        assert services.webhook_deliveries_sweep() == 0  # its task may still be on its way
+        clock.move_to(t0 + services.REQUEUE_AFTER + timedelta(seconds=1))
+        assert services.webhook_deliveries_sweep() == 1  # lost: queued (and sent) again
+        assert receiver.wait_for(1)
+        assert services.webhook_deliveries_sweep() == 0
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.enqueued_at is None
