@@ -10,7 +10,8 @@ receiver on 127.0.0.1), 100 clients with an ACTIVE contract each, and N ``contra
 events spread over the contracts (not timed). Then, timed: the outbox dispatcher runs the real
 fan-out handler (one delivery row per event and endpoint); the after-commit queueing of one
 ``webhooks.deliver`` task per delivery goes to an in-process queue instead of the broker, and
-``--workers`` threads run the task's body (``webhook_delivery_attempt``: claim, sign, POST,
+``--workers`` processes (forked, one database connection each, like Celery's prefork
+slots) run the task's body (``webhook_delivery_attempt``: claim, sign, POST,
 record) as Celery worker slots would.
 
 Reported: deliveries/s from the start of dispatching to the last receipt; the p50/p95/max
@@ -21,11 +22,10 @@ backlog was waiting then) to receipt.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
-import queue
 import statistics
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -149,37 +149,39 @@ def main() -> None:
     from webhooks.models import DeliveryStatus, WebhookDelivery
     from webhooks.tests.receiver import running_receiver
 
-    work: queue.Queue[Any] = queue.Queue()
+    ctx = multiprocessing.get_context("fork")
+    work: Any = ctx.Queue()
+    results: Any = ctx.Queue()
 
     def enqueue(delivery_ids: Any) -> int:
-        ids = list(delivery_ids)
+        ids = [str(pk) for pk in delivery_ids]
         for pk in ids:
             work.put(pk)
         return len(ids)
 
-    # The broker's place: what the after-commit hook would publish goes to the worker threads.
+    # The broker's place: what the after-commit hook would publish goes to the worker processes.
     services.enqueue_deliveries = enqueue
 
-    outcomes: dict[str, int] = {}
-    lock = threading.Lock()
-
     def worker() -> None:
+        # A Celery prefork worker slot: its own process and database connection.
+        outcomes: dict[str, int] = {}
         try:
             while True:
                 pk = work.get()
                 if pk is None:
                     return
                 result = services.webhook_delivery_attempt(delivery_id=pk)
-                with lock:
-                    outcomes[result] = outcomes.get(result, 0) + 1
+                outcomes[result] = outcomes.get(result, 0) + 1
         finally:
             connection.close()
+            results.put(outcomes)
 
     expected = args.events * ENDPOINTS
     with running_receiver() as receiver:
         print(f"loading {args.events} events, {CONTRACTS} contracts, {ENDPOINTS} endpoints…")
         _load(args.events, receiver.url)
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(args.workers)]
+        connection.close()  # no connection crosses the fork
+        threads = [ctx.Process(target=worker, daemon=True) for _ in range(args.workers)]
         for thread in threads:
             thread.start()
         started = time.time()
@@ -196,6 +198,10 @@ def main() -> None:
         complete = receiver.wait_for(expected, timeout=args.timeout)
         for _ in threads:
             work.put(None)
+        outcomes: dict[str, int] = {}
+        for _ in threads:
+            for name, count in results.get(timeout=120).items():
+                outcomes[name] = outcomes.get(name, 0) + count
         for thread in threads:
             thread.join(60)
         arrivals = {r.headers["webhook-id"]: r.at for r in receiver.requests}
