@@ -176,35 +176,49 @@ def main() -> None:
             connection.close()
             results.put(outcomes)
 
+    def receive(expected: int, urls: Any, received: Any) -> None:
+        # The receiver has a process of its own: its HTTP threads do not share the GIL with
+        # the dispatcher.
+        with running_receiver() as receiver:
+            urls.put(receiver.url)
+            complete = receiver.wait_for(expected, timeout=args.timeout)
+            received.put((complete, [(r.headers["webhook-id"], r.at) for r in receiver.requests]))
+
     expected = args.events * ENDPOINTS
-    with running_receiver() as receiver:
-        print(f"loading {args.events} events, {CONTRACTS} contracts, {ENDPOINTS} endpoints…")
-        _load(args.events, receiver.url)
-        connection.close()  # no connection crosses the fork
-        threads = [ctx.Process(target=worker, daemon=True) for _ in range(args.workers)]
-        for thread in threads:
-            thread.start()
-        started = time.time()
-        stats = outbox_dispatch()
-        fanned_out = time.time()
-        if not threads:
-            rows = WebhookDelivery.objects.count()
-            took = fanned_out - started
-            print(
-                f"fan-out only: {stats.summary()}, {rows} delivery rows in "
-                f"{took:.1f} s = {args.events / took:.0f} events/s"
-            )
-            return
-        complete = receiver.wait_for(expected, timeout=args.timeout)
-        for _ in threads:
-            work.put(None)
-        outcomes: dict[str, int] = {}
-        for _ in threads:
-            for name, count in results.get(timeout=120).items():
-                outcomes[name] = outcomes.get(name, 0) + count
-        for thread in threads:
-            thread.join(60)
-        arrivals = {r.headers["webhook-id"]: r.at for r in receiver.requests}
+    connection.close()  # no connection crosses a fork
+    urls, received = ctx.Queue(), ctx.Queue()
+    receiver_process = ctx.Process(target=receive, args=(expected, urls, received), daemon=True)
+    receiver_process.start()
+    receiver_url = urls.get(timeout=60)
+    print(f"loading {args.events} events, {CONTRACTS} contracts, {ENDPOINTS} endpoints…")
+    _load(args.events, receiver_url)
+    connection.close()
+    workers = [ctx.Process(target=worker, daemon=True) for _ in range(args.workers)]
+    for process in workers:
+        process.start()
+    started = time.time()
+    stats = outbox_dispatch()
+    fanned_out = time.time()
+    if not workers:
+        rows = WebhookDelivery.objects.count()
+        took = fanned_out - started
+        print(
+            f"fan-out only: {stats.summary()}, {rows} delivery rows in "
+            f"{took:.1f} s = {args.events / took:.0f} events/s"
+        )
+        receiver_process.terminate()
+        return
+    complete, arrival_list = received.get(timeout=args.timeout + 60)
+    receiver_process.join(30)
+    for _ in workers:
+        work.put(None)
+    outcomes: dict[str, int] = {}
+    for _ in workers:
+        for name, count in results.get(timeout=120).items():
+            outcomes[name] = outcomes.get(name, 0) + count
+    for process in workers:
+        process.join(60)
+    arrivals = dict(arrival_list)
     created = {
         str(pk): at.timestamp()
         for pk, at in WebhookDelivery.objects.values_list("pk", "created_at")
