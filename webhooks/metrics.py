@@ -20,9 +20,12 @@ DELIVERIES = Counter(
     "Webhook delivery attempts by result (succeeded, retry, gave_up, refused).",
     ["result"],
 )
+# Labelled like every metric of the project: a metric without labels creates its value (a
+# file, in multiprocess mode) at import time, before gunicorn has made the directory.
 LATENCY = Histogram(
     "chefops_webhook_delivery_duration_seconds",
-    "Time from sending a webhook to having read (the start of) its answer.",
+    "Time from sending a webhook to having read (the start of) its answer, by status class.",
+    ["status"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 

@@ -420,7 +420,7 @@ def webhook_delivery_attempt(*, delivery_id: Any) -> str:
         status_code = outcome.status_code
         latency_ms = outcome.latency_ms
         excerpt = outcome.body_excerpt
-        metrics.LATENCY.observe(outcome.latency_ms / 1000)
+        metrics.LATENCY.labels(f"{status_code // 100}xx").observe(outcome.latency_ms / 1000)
         if not rules.is_success(status_code):
             error = f"HTTP {status_code}"
             if 300 <= status_code < 400:
