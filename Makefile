@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox clean
+.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox bench-webhooks clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -59,7 +59,7 @@ typecheck: $(STAMP) ## mypy with the Django and DRF plugins
 
 migrations-check: $(STAMP) ## No missing migrations; no backward-incompatible migration
 	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
-	DJANGO_ENV=test $(BIN)/python manage.py lintmigrations --include-apps chefops companies contracts servicedays outbox
+	DJANGO_ENV=test $(BIN)/python manage.py lintmigrations --include-apps chefops companies contracts servicedays outbox webhooks
 
 ci: $(STAMP) ## What .ci/run runs: every check, then the suite on PostgreSQL+Redis and on SQLite
 	bash bin/ci.sh
@@ -69,6 +69,10 @@ bench: $(STAMP) ## Benchmarks against PostgreSQL; figures go to docs/benchmarks.
 
 bench-outbox: $(STAMP) ## Outbox dispatch throughput only (PostgreSQL)
 	$(BIN)/python bench/outbox_bench.py --events $${OUTBOX_BENCH_EVENTS:-50000}
+
+bench-webhooks: $(STAMP) ## Webhook fan-out + delivery to a local receiver (PostgreSQL)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/chefops_bench_webhooks} \
+	  $(BIN)/python bench/webhooks_bench.py --events $${WEBHOOKS_BENCH_EVENTS:-10000}
 
 clean: ## Remove local state (SQLite file, queues, static build); keeps .venv; refused while `make run` runs
 	@if [ -e .run/run.lock ] && command -v flock >/dev/null 2>&1 && ! flock -n .run/run.lock true; then \

@@ -50,7 +50,7 @@ step "missing migrations"
 DJANGO_ENV=test $BIN/python manage.py makemigrations --check --dry-run
 step "migration linter (PostgreSQL)"
 DJANGO_ENV=test DATABASE_URL=$CI_DATABASE_URL $BIN/python manage.py lintmigrations \
-  --include-apps chefops companies contracts servicedays outbox
+  --include-apps chefops companies contracts servicedays outbox webhooks
 step "check --deploy (production settings)"
 DJANGO_ENV=production \
   SECRET_KEY="ci-$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 60)" \

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 
 from chefops import ops
 from chefops.api.errors import api_not_found
+from webhooks.metrics import WebhooksCollector
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ def metrics_registry() -> CollectorRegistry:
     else:
         registry.register(_ProcessRegistry())
     registry.register(OperationsCollector())
+    registry.register(WebhooksCollector())
     return registry
 
 

@@ -54,6 +54,7 @@ from companies.services import auth_tokens_purge_expired
 from contracts.models import Contract, ContractWeekday
 from outbox.models import EventStatus, OutboxEvent, ProcessedEvent
 from servicedays.models import ServiceDay
+from webhooks.services import webhook_deliveries_purge
 
 logger = logging.getLogger(__name__)
 
@@ -473,9 +474,11 @@ def retention_purge_all(
     outbox = outbox_events_purge(now=now, dry_run=dry_run, batch_size=batch_size)
     tokens = expired_tokens_purge(now=now, dry_run=dry_run, batch_size=batch_size)
     archives = archives_purge(now=now, dry_run=dry_run, batch_size=batch_size)
+    webhooks = webhook_deliveries_purge(now=now, dry_run=dry_run, batch_size=batch_size)
     prefix = "retention_purge (dry run): would remove" if dry_run else "retention_purge: removed"
     return (
         f"{prefix} {companies.companies} company(ies) ({companies.rows} rows), "
         f"{outbox.events} outbox event(s), {outbox.ledger_rows} ledger row(s), "
-        f"{sum(tokens.values())} expired token/session row(s), {len(archives.files)} archive(s)"
+        f"{sum(tokens.values())} expired token/session row(s), {len(archives.files)} archive(s), "
+        f"{webhooks} webhook delivery(ies)"
     )

@@ -22,6 +22,8 @@ SCHEDULE: list[PeriodicJob] = [
     PeriodicJob(
         name="outbox dispatch", task="outbox.dispatch", every_seconds=5, expires_seconds=30
     ),
+    # Queues the webhook deliveries whose retry is due (webhooks/services.py).
+    PeriodicJob(name="webhook sweep", task="webhooks.sweep", every_seconds=10, expires_seconds=30),
     PeriodicJob(
         name="generate service days",
         task="servicedays.generate_upcoming",

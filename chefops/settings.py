@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "companies",
     "contracts",
     "servicedays",
+    "webhooks",
 ]
 
 if importlib.util.find_spec("django_migration_linter"):  # dev/CI tool, not a runtime need
@@ -601,3 +602,13 @@ if IS_PRODUCTION and not ALLOW_LOCAL_ARCHIVES:
 # major version under /usr/lib/postgresql/<major>/bin when present, else PATH. Their major
 # version must be the server's (checked before every run).
 PG_BIN_DIR = env.str("PG_BIN_DIR", default="")
+# --- Webhooks (README "Webhooks") -----------------------------------------------------------
+# http:// targets (local receivers); production accepts https only.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Targets on loopback/private/link-local addresses (tests, local use); refused by default.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
+# Seconds one delivery attempt may take to connect, and to send and read the answer (max 10).
+WEBHOOK_TIMEOUT_SECONDS = min(env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0), 10.0)
+# Deliveries given up in a row (every attempt failed, ~22 h each) before an endpoint is
+# disabled and its company's admins are e-mailed.
+WEBHOOK_MAX_FAILURES = env.int("WEBHOOK_MAX_FAILURES", default=5)

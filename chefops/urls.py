@@ -29,6 +29,7 @@ urlpatterns = [
     # contracts/<id>/service-days|reports, which must win over contracts/<id>.
     path("api/", include("servicedays.urls")),
     path("api/", include("contracts.urls")),
+    path("api/", include("webhooks.urls")),
     # Anything else under /api answers like the original: 404 `Cannot <METHOD> <path>`, for
     # every method (the view is CSRF-exempt) and every path (`[\s\S]`, not `.`: a path with
     # a newline is a path too).

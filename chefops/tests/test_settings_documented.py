@@ -238,9 +238,21 @@ DEVELOPMENT: dict[str, Check] = {
     "PROMETHEUS_MULTIPROC_DIR": Check(
         "{tmp}/metrics",
         "multiprocess_metrics()",
-        [["MultiProcessCollector", "OperationsCollector"], [1.0]],
+        [["MultiProcessCollector", "OperationsCollector", "WebhooksCollector"], [1.0]],
     ),
     "DB_SIZE_QUOTA_BYTES": Check("123456789", "settings.DB_SIZE_QUOTA_BYTES", 123456789),
+    "WEBHOOK_ALLOW_HTTP": Check(
+        "true",
+        "__import__('webhooks.services').services.webhook_url_check('http://93.184.215.14/h')",
+        "http://93.184.215.14/h",
+    ),
+    "WEBHOOK_ALLOW_PRIVATE_TARGETS": Check(
+        "true",
+        "__import__('webhooks.services').services.webhook_url_check('https://127.0.0.1/h')",
+        "https://127.0.0.1/h",
+    ),
+    "WEBHOOK_TIMEOUT_SECONDS": Check("2.5", "settings.WEBHOOK_TIMEOUT_SECONDS", 2.5),
+    "WEBHOOK_MAX_FAILURES": Check("7", "settings.WEBHOOK_MAX_FAILURES", 7),
     "DISK_USAGE_PATH": Check(
         "{tmp}", "str(__import__('chefops.ops').ops.disk_usage_path())", "{tmp}"
     ),
