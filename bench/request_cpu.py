@@ -24,6 +24,7 @@ import os
 import pstats
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -114,11 +115,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--routes", default="bare,health,list,range")
     parser.add_argument("--profile", default="", help="a route name: cProfile it instead")
+    parser.add_argument(
+        "--root", default=str(ROOT), help="the checkout whose code is measured (a baseline)"
+    )
     args = parser.parse_args()
     prefix = f"chefops-bench-cpu-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     os.environ.update(production_env(args.db_url, args.redis_url, prefix))
     os.environ["DJANGO_SETTINGS_MODULE"] = "chefops.settings"
+    # As under gunicorn (gunicorn.conf.py): metrics in mmap files, one set per process.
+    metrics_dir = tempfile.TemporaryDirectory(prefix="chefops-bench-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, args.root)
 
     from bench.bare_wsgi import application as bare
     from chefops.wsgi import application
@@ -156,7 +164,7 @@ def main() -> None:
                 call(app, path, token)
         if args.profile:
             app, path, token = routes[args.profile]
-            profiler = cProfile.Profile()
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waits
             profiler.enable()
             for _ in range(args.requests):
                 call(app, path, token)
@@ -181,6 +189,7 @@ def main() -> None:
         from bench.http_load import clear_cache_prefix
 
         clear_cache_prefix(args.redis_url, prefix)
+        metrics_dir.cleanup()
 
 
 if __name__ == "__main__":

@@ -108,12 +108,14 @@ MIDDLEWARE = [
     "chefops.middleware.ApiTrailingSlashMiddleware",
     # Unknown methods (405) and API requests no view can use (400/413), in the error shape.
     "chefops.middleware.ApiRequestGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin's middleware: Django's classes, skipped for /api and /metrics (issue #18;
+    # chefops/middleware.py). The CSRF check itself (process_view) runs for every view.
+    "chefops.middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chefops.middleware.AdminCsrfViewMiddleware",
+    "chefops.middleware.AdminAuthenticationMiddleware",
+    "chefops.middleware.AdminMessageMiddleware",
+    "chefops.middleware.AdminXFrameOptionsMiddleware",
     # Last: the first to see a view's exception (a database outage → 503, not 500).
     "chefops.middleware.DatabaseUnavailableMiddleware",
 ]
