@@ -128,11 +128,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, args.root)
 
-    from bench.bare_wsgi import application as bare
-    from chefops.wsgi import application
     from django.db import connection
 
+    from bench.bare_wsgi import application as bare
     from chefops.testing.cast import session_access_token
+    from chefops.wsgi import application
     from companies.models import User
     from contracts.models import Contract
     from servicedays.management.commands.bench_data import catering_email, client_email

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
@@ -206,12 +207,15 @@ def serves_admin_middleware(path: str) -> bool:
 
 
 class _AdminPathsOnly:
-    get_response: Callable[[HttpRequest], HttpResponse]
+    """Mixed in before a Django middleware class: its request/response work (``__call__``)
+    for the admin's paths, straight to the next layer for the others."""
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        django_middleware: Any = super()
         if serves_admin_middleware(request.path_info):
-            return super().__call__(request)  # type: ignore[misc, no-any-return]
-        return self.get_response(request)
+            return django_middleware.__call__(request)
+        this: Any = self
+        return this.get_response(request)
 
 
 class AdminSessionMiddleware(_AdminPathsOnly, SessionMiddleware):

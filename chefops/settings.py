@@ -504,3 +504,9 @@ BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
 if IS_PRODUCTION_LIKE:
     # Prometheus scrapes the container over plain HTTP, like the health probe.
     SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^metrics$"]
+
+# --- Request path: performance (issue #18, docs/benchmarks.md) -------------------------------
+# DRF's content negotiation, without parsing Accept for the requests nearly every client sends.
+REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = (
+    "chefops.api.negotiation.ApiContentNegotiation"
+)

@@ -77,7 +77,12 @@ def test_health_reuses_a_success_of_the_last_second_never_a_failure(
     assert health._database_ok_until > time.monotonic()  # remembered for about a second
     assert health._database_ok_until <= time.monotonic() + health.DATABASE_OK_SECONDS
     probes: list[bool] = []
-    monkeypatch.setattr(health, "database_ok", lambda: probes.append(False) or False)
+
+    def unreachable() -> bool:
+        probes.append(False)
+        return False
+
+    monkeypatch.setattr(health, "database_ok", unreachable)
     with CaptureQueriesContext(connection) as queries:
         assert client.get("/api/health").json()["database"] == "connected"
     assert (probes, len(queries.captured_queries)) == ([], 0)

@@ -54,7 +54,9 @@ def test_the_csrf_check_still_guards_a_view_that_is_not_exempt_outside_the_admin
 
 
 @pytest.mark.django_db
-def test_api_and_metrics_responses_carry_no_cookie_or_page_headers(cast: Any, settings: Any) -> None:
+def test_api_and_metrics_responses_carry_no_cookie_or_page_headers(
+    cast: Any, settings: Any
+) -> None:
     settings.METRICS_TOKEN = ""
     browser = Client(enforce_csrf_checks=True)
     # a browser that also holds the admin's cookies
@@ -94,5 +96,5 @@ def test_an_api_write_with_a_session_cookie_needs_no_csrf_token(cast: Any) -> No
 def test_the_admin_system_checks_find_its_middleware() -> None:
     from django.core import checks
 
-    problems = [m for m in checks.run_checks() if m.id.startswith("admin.")]
+    problems = [m for m in checks.run_checks() if (m.id or "").startswith("admin.")]
     assert problems == []
