@@ -127,7 +127,9 @@ def main() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, args.root)
+    import django
 
+    django.setup()  # before the project's modules: their models need the app registry
     from django.db import connection
 
     from bench.bare_wsgi import application as bare
