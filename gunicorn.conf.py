@@ -93,10 +93,13 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """A booted worker digests the release's sources (the read and principal caches key their
-    entries by it) before it accepts requests, not during its first one (~30 ms)."""
-    from chefops import readcache
+    entries by it) before it accepts requests, not during its first one (~30 ms). Skipped when
+    the application is not Django's (bench/bare_wsgi.py, the benchmark's reference)."""
+    django_conf = sys.modules.get("django.conf")
+    if django_conf is not None and django_conf.settings.configured:
+        from chefops import readcache
 
-    readcache.release()
+        readcache.release()
     # Orchestration and the test harness wait for this line, not for a time.
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 
