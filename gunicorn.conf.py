@@ -64,7 +64,11 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-preload_app = False
+# GUNICORN_PRELOAD=true: the master imports the application once and forks the workers from it,
+# so the pages of the imported code stay shared (copy-on-write; gc.freeze() keeps the
+# collector from touching them). A SIGHUP then reloads no code: a deploy restarts the master.
+# Measured (docs/benchmarks.md, issue #18): PSS of master + 3 workers 259 -> 181 MiB.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").strip().lower() in ("1", "true", "yes")
 # gunicorn's control socket (gunicornc) lives at one fixed path per user ($HOME/.gunicorn):
 # several masters on one machine (tests, `make web` beside a benchmark) would take it from
 # each other, and a container's home may not be writable. Nothing here uses it.
@@ -89,6 +93,17 @@ def on_starting(server: Any) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
+
+
+def when_ready(server: Any) -> None:
+    """Before the first fork: with the application preloaded, its objects move to the
+    collector's permanent generation, so no collection in a worker writes to (and copies) the
+    pages it shares with the master."""
+    if preload_app:
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
 
 def post_worker_init(worker: Any) -> None:

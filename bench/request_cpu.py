@@ -116,6 +116,11 @@ def main() -> None:
     parser.add_argument("--routes", default="bare,health,list,range")
     parser.add_argument("--profile", default="", help="a route name: cProfile it instead")
     parser.add_argument(
+        "--no-conn-health-checks",
+        action="store_true",
+        help="CONN_HEALTH_CHECKS off (no SELECT 1 on a reused connection), for comparison",
+    )
+    parser.add_argument(
         "--root", default=str(ROOT), help="the checkout whose code is measured (a baseline)"
     )
     args = parser.parse_args()
@@ -145,6 +150,8 @@ def main() -> None:
     assert contract is not None
     today = datetime.now(UTC).date()
     client_token, caterer_token = session_access_token(client), session_access_token(caterer)
+    if args.no_conn_health_checks:
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = False  # read by the next connect()
     connection.close()
     routes: dict[str, tuple[Any, str, str | None]] = {
         "bare": (bare, "/", None),
