@@ -61,6 +61,8 @@ TARGET_UNCACHED_RPS = {
 # The web process (master + workers), after a run.
 TARGET_WEB_MEMORY_MIB = 300.0
 BARE_NAME = "bare WSGI hello (reference)"
+# The checkout gunicorn serves (--code-root: an export of another commit, for a baseline).
+SERVED_ROOT = [ROOT]
 # The production settings behind one proxy (NUM_PROXIES=1), as the platform's router sends them.
 PROXY_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
 METRICS_TOKEN = "bench-metrics-token"  # noqa: S105 - a local benchmark server's
@@ -322,7 +324,7 @@ def start_gunicorn(
 ) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [GUNICORN, app, "-c", "gunicorn.conf.py", "--bind", f"{HOST}:{port}"],
-        cwd=ROOT,
+        cwd=SERVED_ROOT[0],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -928,7 +930,14 @@ def main() -> None:
         help="measured runs per endpoint; the run with the median p95 is reported",
     )
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "http.md"))
+    parser.add_argument(
+        "--code-root",
+        default=str(ROOT),
+        help="the checkout gunicorn serves (e.g. `git archive main` unpacked, for a baseline; "
+        "it needs bench/bare_wsgi.py and a gunicorn.conf.py that serves it)",
+    )
     args = parser.parse_args()
+    SERVED_ROOT[0] = Path(args.code_root)
     if "bench" not in args.db_url.rsplit("/", 1)[1]:
         raise SystemExit("the database name must contain 'bench'")
     wrk = shutil.which("wrk")
