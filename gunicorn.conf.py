@@ -27,7 +27,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 def _serving_worker() -> type:
     """chefops/serving.py's worker class, loaded by its file path: importing it as
     ``chefops.serving`` would run the chefops package (Celery, the Django settings) in the
-    master, and every worker would inherit those modules unchanged across a SIGHUP reload."""
+    master, and every worker would inherit those modules unchanged across a SIGHUP reload
+    (with GUNICORN_PRELOAD=true, the default, the master imports the application anyway: this
+    keeps GUNICORN_PRELOAD=false's reloads whole)."""
     path = Path(__file__).resolve().parent / "chefops" / "serving.py"
     spec = importlib.util.spec_from_file_location("chefops_serving", path)
     assert spec is not None and spec.loader is not None
