@@ -27,7 +27,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 def _serving_worker() -> type:
     """chefops/serving.py's worker class, loaded by its file path: importing it as
     ``chefops.serving`` would run the chefops package (Celery, the Django settings) in the
-    master, and every worker would inherit those modules unchanged across a SIGHUP reload."""
+    master, and every worker would inherit those modules unchanged across a SIGHUP reload
+    (with GUNICORN_PRELOAD=true, the default, the master imports the application anyway: this
+    keeps GUNICORN_PRELOAD=false's reloads whole)."""
     path = Path(__file__).resolve().parent / "chefops" / "serving.py"
     spec = importlib.util.spec_from_file_location("chefops_serving", path)
     assert spec is not None and spec.loader is not None
@@ -64,7 +66,11 @@ accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-preload_app = False
+# GUNICORN_PRELOAD=true: the master imports the application once and forks the workers from it,
+# so the pages of the imported code stay shared (copy-on-write; gc.freeze() keeps the
+# collector from touching them). A SIGHUP then reloads no code: a deploy restarts the master.
+# Measured (docs/benchmarks.md, issue #18): PSS of master + 3 workers 259 -> 181 MiB.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").strip().lower() in ("1", "true", "yes")
 # gunicorn's control socket (gunicornc) lives at one fixed path per user ($HOME/.gunicorn):
 # several masters on one machine (tests, `make web` beside a benchmark) would take it from
 # each other, and a container's home may not be writable. Nothing here uses it.
@@ -91,12 +97,26 @@ def on_starting(server: Any) -> None:
         stale.unlink()
 
 
+def when_ready(server: Any) -> None:
+    """Before the first fork: with the application preloaded, its objects move to the
+    collector's permanent generation, so no collection in a worker writes to (and copies) the
+    pages it shares with the master."""
+    if preload_app:
+        import gc
+
+        gc.collect()
+        gc.freeze()
+
+
 def post_worker_init(worker: Any) -> None:
     """A booted worker digests the release's sources (the read and principal caches key their
-    entries by it) before it accepts requests, not during its first one (~30 ms)."""
-    from chefops import readcache
+    entries by it) before it accepts requests, not during its first one (~30 ms). Skipped when
+    the application is not Django's (bench/bare_wsgi.py, the benchmark's reference)."""
+    django_conf = sys.modules.get("django.conf")
+    if django_conf is not None and django_conf.settings.configured:
+        from chefops import readcache
 
-    readcache.release()
+        readcache.release()
     # Orchestration and the test harness wait for this line, not for a time.
     worker.log.info("Worker ready (pid: %s)", worker.pid)
 

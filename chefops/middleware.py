@@ -1,15 +1,23 @@
 """Project middleware: request ids, trailing-slash tolerance for the API, health on any Host,
-and the guard that refuses unknown methods and unusable API request lines."""
+the guard that refuses unknown methods and unusable API request lines, and the admin's own
+middleware (sessions, CSRF cookie, authentication, messages, clickjacking), which skips the
+requests of the API and of /metrics (issue #18)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
 
 from chefops.api.errors import error_body
 from chefops.api.parsers import MAX_BODY_BYTES, PayloadTooLarge
@@ -17,6 +25,11 @@ from chefops.logging import request_id_var
 
 HEALTH_PATHS = frozenset({"/api/health", "/api/health/ready"})
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def _new_request_id() -> str:
+    """32 lowercase hex digits, as ``uuid.uuid4().hex`` (the format logs and clients see)."""
+    return uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
@@ -27,7 +40,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else _new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         try:
@@ -175,3 +188,54 @@ class DatabaseUnavailableMiddleware:
         if database_unavailable(exception):
             return database_unavailable_response(request, exception)
         return None
+
+
+# --- The admin's middleware, skipped by the API and /metrics (issue #18) ---------------------
+# The API authenticates with bearer tokens and never reads a session, a CSRF cookie, Django's
+# request.user or messages, and its JSON is not framed: for /api and /metrics these five only
+# cost time (a tenth of a health check's CPU). Each is Django's own class, listed in MIDDLEWARE
+# as before (the admin's system checks look for them there), whose request/response work is
+# skipped on those paths. Their other hooks are Django's, collected as always: the CSRF check
+# (CsrfViewMiddleware.process_view) runs for every view, so a view that is not csrf_exempt
+# still refuses a POST without a token, on any path.
+
+
+def serves_admin_middleware(path: str) -> bool:
+    """Whether the admin's middleware runs for ``path`` (after ApiTrailingSlashMiddleware):
+    everywhere but the API and /metrics."""
+    return not (path == "/metrics" or _is_api(path))
+
+
+class _AdminPathsOnly:
+    """Mixed in before a Django middleware class: its request/response work (``__call__``)
+    for the admin's paths, straight to the next layer for the others."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        django_middleware: Any = super()
+        if serves_admin_middleware(request.path_info):
+            return django_middleware.__call__(request)
+        this: Any = self
+        return this.get_response(request)
+
+
+class AdminSessionMiddleware(_AdminPathsOnly, SessionMiddleware):
+    """SessionMiddleware, skipped for /api and /metrics."""
+
+
+class AdminCsrfViewMiddleware(_AdminPathsOnly, CsrfViewMiddleware):
+    """CsrfViewMiddleware: its cookie handling is skipped for /api and /metrics; its check
+    (``process_view``) runs for every request, as Django's does."""
+
+
+class AdminAuthenticationMiddleware(_AdminPathsOnly, AuthenticationMiddleware):
+    """AuthenticationMiddleware (``request.user`` of the session), skipped for /api and
+    /metrics (DRF's request.user comes from the bearer token)."""
+
+
+class AdminMessageMiddleware(_AdminPathsOnly, MessageMiddleware):
+    """MessageMiddleware, skipped for /api and /metrics."""
+
+
+class AdminXFrameOptionsMiddleware(_AdminPathsOnly, XFrameOptionsMiddleware):
+    """XFrameOptionsMiddleware (``X-Frame-Options: DENY``), for pages only: JSON and the
+    metrics text are not framed."""

@@ -50,6 +50,7 @@ import os
 import selectors
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -236,9 +237,12 @@ class ChefOpsThreadWorker(ThreadWorker):
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        from django.conf import settings  # the application is loaded: so are the settings
-
-        limit = getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", None)
+        # The application is loaded: so are Django's settings, unless it is not Django's
+        # (bench/bare_wsgi.py, the benchmark's reference), whose bodies get the fallback.
+        django_conf = sys.modules.get("django.conf")
+        limit = None
+        if django_conf is not None and django_conf.settings.configured:
+            limit = getattr(django_conf.settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", None)
         self._drain_bytes = FALLBACK_DRAIN_BYTES if limit is None else int(limit)
         app: Any = self.wsgi
         self.wsgi = self._settling_bodies(app)

@@ -109,12 +109,14 @@ MIDDLEWARE = [
     "chefops.middleware.ApiTrailingSlashMiddleware",
     # Unknown methods (405) and API requests no view can use (400/413), in the error shape.
     "chefops.middleware.ApiRequestGuardMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # The admin's middleware: Django's classes, skipped for /api and /metrics (issue #18;
+    # chefops/middleware.py). The CSRF check itself (process_view) runs for every view.
+    "chefops.middleware.AdminSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chefops.middleware.AdminCsrfViewMiddleware",
+    "chefops.middleware.AdminAuthenticationMiddleware",
+    "chefops.middleware.AdminMessageMiddleware",
+    "chefops.middleware.AdminXFrameOptionsMiddleware",
     # Last: the first to see a view's exception (a database outage → 503, not 500).
     "chefops.middleware.DatabaseUnavailableMiddleware",
 ]
@@ -612,3 +614,8 @@ WEBHOOK_TIMEOUT_SECONDS = min(env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # Deliveries given up in a row (every attempt failed, ~22 h each) before an endpoint is
 # disabled and its company's admins are e-mailed.
 WEBHOOK_MAX_FAILURES = env.int("WEBHOOK_MAX_FAILURES", default=5)
+# --- Request path: performance (issue #18, docs/benchmarks.md) -------------------------------
+# DRF's content negotiation, without parsing Accept for the requests nearly every client sends.
+REST_FRAMEWORK["DEFAULT_CONTENT_NEGOTIATION_CLASS"] = (
+    "chefops.api.negotiation.ApiContentNegotiation"
+)

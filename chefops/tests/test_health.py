@@ -14,6 +14,14 @@ from chefops.testing.gunicorn import free_port, http_get, running_gunicorn
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
+@pytest.fixture(autouse=True)
+def _no_remembered_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without a database probe remembered by an earlier one."""
+    from chefops import health
+
+    monkeypatch.setattr(health, "_database_ok_until", 0.0)
+
+
 @pytest.mark.django_db
 def test_health_ok() -> None:
     res = APIClient().get("/api/health")
@@ -31,10 +39,13 @@ def test_health_probes_the_database_once_and_survives_a_dropped_connection() -> 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from chefops import health
+
     client = APIClient()
     assert client.get("/api/health").status_code == 200
 
     def next_request(health_checks: bool) -> tuple[dict[str, str], int]:
+        health._database_ok_until = 0.0  # probe every time
         # what the start of a request does to a persistent connection (close_old_connections)
         db: Any = connection  # the health-check flags are not in django-stubs
         db.health_check_enabled, db.health_check_done = health_checks, False
@@ -50,6 +61,41 @@ def test_health_probes_the_database_once_and_survives_a_dropped_connection() -> 
     connection.connection.close()  # the server dropped the connection between requests
     body, _ = next_request(health_checks=True)
     assert body["database"] == "connected"
+
+
+@pytest.mark.django_db
+def test_health_reuses_a_success_of_the_last_second_never_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chefops import health
+
+    client = APIClient()
+    assert client.get("/api/health").json()["database"] == "connected"
+    assert health._database_ok_until > time.monotonic()  # remembered for about a second
+    assert health._database_ok_until <= time.monotonic() + health.DATABASE_OK_SECONDS
+    probes: list[bool] = []
+
+    def unreachable() -> bool:
+        probes.append(False)
+        return False
+
+    monkeypatch.setattr(health, "database_ok", unreachable)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/health").json()["database"] == "connected"
+    assert (probes, len(queries.captured_queries)) == ([], 0)
+    # a second later the database is probed again; its failure is reported at once...
+    monkeypatch.setattr(health, "_database_ok_until", time.monotonic() - 0.001)
+    res = client.get("/api/health")
+    assert (res.status_code, res.json()["database"]) == (503, "disconnected")
+    # ...and never remembered: the next request probes again
+    assert client.get("/api/health").status_code == 503
+    assert probes == [False, False]
+    # the readiness probe never reuses a success
+    monkeypatch.setattr(health, "_database_ok_until", time.monotonic() + 60)
+    assert client.get("/api/health/ready").json()["checks"]["database"] == "disconnected"
 
 
 @pytest.mark.django_db

@@ -378,6 +378,7 @@ GUNICORN: dict[str, Check] = {
     "GUNICORN_MAX_REQUESTS_JITTER": Check("33", "gunicorn_cfg().max_requests_jitter", 33),
     "GUNICORN_ACCESSLOG": Check("-", "gunicorn_cfg().accesslog", "-"),
     "GUNICORN_LOGLEVEL": Check("warning", "gunicorn_cfg().loglevel", "warning"),
+    "GUNICORN_PRELOAD": Check("false", "gunicorn_cfg().preload_app", False),
     "FORWARDED_ALLOW_IPS": Check(
         "10.0.0.1,10.0.0.2", "gunicorn_cfg().forwarded_allow_ips", ["10.0.0.1", "10.0.0.2"]
     ),

@@ -1,0 +1,205 @@
+"""CPU per request of the WSGI application in-process, in the production settings (issue #18).
+
+    .venv/bin/python bench/request_cpu.py [--requests 3000] [--repeat 5] [--profile ROUTE]
+
+Calls ``chefops.wsgi.application`` directly (no server, no sockets) with the environ gunicorn
+would build behind one proxy (``X-Forwarded-Proto: https``, ``X-Forwarded-For``), and measures
+``time.process_time`` over ``--requests`` requests per route, ``--repeat`` times; the median of
+the repetitions is reported (the machine may be shared: CPU time is not inflated by other
+processes the way wall time is, but caches and frequency are). Routes: ``/api/health``, a
+bare WSGI hello app (bench/bare_wsgi.py, the floor), the caterer's contract list and the
+client's 30-day service-day range (read cache off, so the response is computed; the principal
+cache on as in production). ``--profile ROUTE`` prints cProfile's top functions for one route.
+
+Uses the bench database of bench/http_load.py (``manage.py bench_data`` must have loaded it)
+and the Redis database 13 under a key prefix of its own, deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/chefops_bench_http"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+
+
+def production_env(db_url: str, redis_url: str, prefix: str) -> dict[str, str]:
+    """What DJANGO_ENV=production requires (chefops/settings.py), for a local benchmark."""
+    return {
+        "DJANGO_ENV": "production",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "CACHE_KEY_PREFIX": prefix,
+        "SECRET_KEY": "bench-" + "k" * 60,
+        "ALLOWED_HOSTS": "localhost,127.0.0.1",
+        "METRICS_TOKEN": "bench-metrics-token",
+        "NUM_PROXIES": "1",
+        "LOG_LEVEL": "WARNING",
+        "READ_CACHE_SECONDS": "0",
+        "AUTH_CACHE_SECONDS": "300",
+        "ACCESS_TOKEN_MINUTES": "240",
+        "DEMO_SEED_ENABLED": "false",
+        "ALLOW_LOCAL_ARCHIVES": "true",
+    }
+
+
+def environ_for(path: str, token: str | None) -> dict[str, Any]:
+    route, _, query = path.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": route,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "localhost",
+        "HTTP_X_FORWARDED_PROTO": "https",
+        "HTTP_X_FORWARDED_FOR": "203.0.113.7",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    if token:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return environ
+
+
+def call(app: Callable[..., Iterable[bytes]], path: str, token: str | None) -> tuple[str, bytes]:
+    status: list[str] = []
+
+    def start_response(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        status.append(code)
+
+    result = app(environ_for(path, token), start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()  # Django's request_finished (connections returned), as gunicorn does
+    return status[0], body
+
+
+def cpu_ms_per_request(app: Any, path: str, token: str | None, requests: int) -> float:
+    started = time.process_time()
+    for _ in range(requests):
+        call(app, path, token)
+    return (time.process_time() - started) * 1000 / requests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--routes", default="bare,health,list,range")
+    parser.add_argument("--profile", default="", help="a route name: cProfile it instead")
+    parser.add_argument(
+        "--no-conn-health-checks",
+        action="store_true",
+        help="CONN_HEALTH_CHECKS off (no SELECT 1 on a reused connection), for comparison",
+    )
+    parser.add_argument(
+        "--root", default=str(ROOT), help="the checkout whose code is measured (a baseline)"
+    )
+    args = parser.parse_args()
+    prefix = f"chefops-bench-cpu-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.environ.update(production_env(args.db_url, args.redis_url, prefix))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "chefops.settings"
+    # As under gunicorn (gunicorn.conf.py): metrics in mmap files, one set per process.
+    metrics_dir = tempfile.TemporaryDirectory(prefix="chefops-bench-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, args.root)
+    import django
+
+    django.setup()  # before the project's modules: their models need the app registry
+    from django.db import connection
+
+    from bench.bare_wsgi import application as bare
+    from chefops.testing.cast import session_access_token
+    from chefops.wsgi import application
+    from companies.models import User
+    from contracts.models import Contract
+    from servicedays.management.commands.bench_data import catering_email, client_email
+
+    client = User.objects.select_related("company").get(email=client_email(0))
+    caterer = User.objects.select_related("company").get(email=catering_email(0))
+    contract = Contract.objects.filter(client_company=client.company).order_by("pk").first()
+    assert contract is not None
+    today = datetime.now(UTC).date()
+    client_token, caterer_token = session_access_token(client), session_access_token(caterer)
+    if args.no_conn_health_checks:
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = False  # read by the next connect()
+    connection.close()
+    routes: dict[str, tuple[Any, str, str | None]] = {
+        "bare": (bare, "/", None),
+        "health": (application, "/api/health", None),
+        "list": (application, "/api/contracts?limit=100", caterer_token),
+        "range": (
+            application,
+            f"/api/contracts/{contract.pk}/service-days"
+            f"?from={(today - timedelta(days=29)).isoformat()}&to={today.isoformat()}",
+            client_token,
+        ),
+    }
+    try:
+        for name in args.routes.split(","):
+            app, path, token = routes[name]
+            status, _ = call(app, path, token)
+            assert status.startswith("200"), (name, status)
+            for _ in range(50):  # warm-up: connections, caches, lazy imports
+                call(app, path, token)
+        if args.profile:
+            app, path, token = routes[args.profile]
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waits
+            profiler.enable()
+            for _ in range(args.requests):
+                call(app, path, token)
+            profiler.disable()
+            out = io.StringIO()
+            stats = pstats.Stats(profiler, stream=out).strip_dirs()
+            stats.sort_stats("tottime").print_stats(35)
+            stats.sort_stats("cumulative").print_stats(45)
+            print(out.getvalue())
+            return
+        load = os.getloadavg()[0]
+        print(f"# CPU ms per request, in-process, production settings; load {load:.1f}")
+        for name in args.routes.split(","):
+            app, path, token = routes[name]
+            runs = [cpu_ms_per_request(app, path, token, args.requests) for _ in range(args.repeat)]
+            print(
+                f"{name:8s} median {statistics.median(runs):.3f} ms  "
+                f"(runs: {' '.join(f'{r:.3f}' for r in runs)})",
+                flush=True,
+            )
+    finally:
+        from bench.http_load import clear_cache_prefix
+
+        clear_cache_prefix(args.redis_url, prefix)
+        metrics_dir.cleanup()
+
+
+if __name__ == "__main__":
+    main()
