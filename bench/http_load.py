@@ -663,7 +663,8 @@ def markdown(results: list[Result], ctx: dict[str, Any], args: argparse.Namespac
         f"- load driver: {ctx['driver_label']}",
         "- cache: Redis (local); the principal cache (AUTH_CACHE_SECONDS=300) is on in both "
         "modes. [read cache off] rows: READ_CACHE_SECONDS=0, every response computed. "
-        "[read cache on] rows: READ_CACHE_SECONDS=300 (the production default), cold at the "
+        "[read cache on] rows: READ_CACHE_SECONDS=300 (the default is 60; no mode lasts a "
+        "minute), cold at the "
         "start of each mode; during the client's endpoints the client confirms "
         f"{args.writes_per_second:g} service days per second through the API (each write "
         "invalidates that contract's range and report and the client's finance metrics); "
