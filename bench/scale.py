@@ -102,7 +102,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = READY_TIMEOU
 
 def pg_bin_dir() -> Path:
     found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]),
     )
     if not found:
         raise RuntimeError("initdb not found under /usr/lib/postgresql/*/bin")
@@ -130,7 +131,12 @@ class Stack:
         path.parent.mkdir(exist_ok=True)
         with path.open("ab") as out:
             proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs[name] = proc
         if name not in self.order:
@@ -138,7 +144,12 @@ class Stack:
         return proc
 
     def stop(
-        self, name: str, sig: int = signal.SIGTERM, timeout: float = 30, *, group: bool = True
+        self,
+        name: str,
+        sig: int = signal.SIGTERM,
+        timeout: float = 30,
+        *,
+        group: bool = True,
     ) -> None:
         """``sig`` to the process group (or, ``group=False``, to the process alone: a gunicorn
         master then stops its workers itself), then SIGKILL to whatever is left of it."""
@@ -168,7 +179,17 @@ class Stack:
                 log(f"stopping {name}: {exc}")
         if self.pg_data is not None and (self.pg_data / "postmaster.pid").exists():
             subprocess.run(
-                [*self.pg_ctl, "stop", "-D", str(self.pg_data), "-m", "fast", "-w", "-t", "60"],
+                [
+                    *self.pg_ctl,
+                    "stop",
+                    "-D",
+                    str(self.pg_data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    "60",
+                ],
                 capture_output=True,
                 check=False,
             )
@@ -308,7 +329,13 @@ def start_redis(stack: Stack) -> int:
 def app_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
     """Production settings (chefops/settings.py) for every process of the deployment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DB_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "CELERY_BROKER_URL", "CACHE_KEY_PREFIX"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CACHE_URL",
+        "CELERY_BROKER_URL",
+        "CACHE_KEY_PREFIX",
+    ):
         env.pop(name, None)
     env.update(
         {
@@ -324,9 +351,10 @@ def app_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
             "DATABASE_URL": database_url,
             "DB_PGBOUNCER": "true",
             "REDIS_URL": redis_url,
-            # Each instance: 2 web workers x 4 threads, 2 Celery processes, beat: 16 per
-            # instance (the default DB_CONNECTIONS_PER_INSTANCE), pools sized by settings.
-            "WEB_CONCURRENCY": "2",
+            # The production defaults, named: 3 web workers x 4 threads, 2 Celery processes
+            # and beat in 16 connections per instance (DB_CONNECTIONS_PER_INSTANCE), so
+            # DB_POOL_MAX = 4 per web worker (README "Scaling").
+            "WEB_CONCURRENCY": "3",
             "GUNICORN_THREADS": "4",
             "CELERY_WORKER_CONCURRENCY": "2",
             "ACCESS_TOKEN_MINUTES": "60",
@@ -615,7 +643,13 @@ class Load:
             ctoken = w.client_tokens[client_index]
             contract = rng.choice(w.read_contracts)
             if roll < 0.20:
-                self.call(conn, w.caterer_token, "contract list", "GET", "/api/contracts?limit=100")
+                self.call(
+                    conn,
+                    w.caterer_token,
+                    "contract list",
+                    "GET",
+                    "/api/contracts?limit=100",
+                )
             elif roll < 0.40:
                 self.call(
                     conn,
@@ -633,7 +667,13 @@ class Load:
                     f"/api/contracts/{contract}/reports/weekly?weekStart={w.monday}",
                 )
             elif roll < 0.78:
-                self.call(conn, ctoken, "finance metrics", "GET", "/api/contracts/finance-metrics")
+                self.call(
+                    conn,
+                    ctoken,
+                    "finance metrics",
+                    "GET",
+                    "/api/contracts/finance-metrics",
+                )
             elif roll < 0.90:
                 day = w.take_day()
                 if day is None:
@@ -689,7 +729,13 @@ class Load:
         conn.close()
 
     def call(
-        self, conn: Client, token: str, endpoint: str, method: str, path: str, body: Any = None
+        self,
+        conn: Client,
+        token: str,
+        endpoint: str,
+        method: str,
+        path: str,
+        body: Any = None,
     ) -> bool:
         started = time.monotonic()
         try:
@@ -757,7 +803,12 @@ class Freshness:
             self.stop.wait(0.5)
 
     def transition_and_check(
-        self, token: str, a: str, readers: tuple[str, str], contract_id: str, action: str
+        self,
+        token: str,
+        a: str,
+        readers: tuple[str, str],
+        contract_id: str,
+        action: str,
     ) -> bool:
         status, body = Client(self.ports[a], token).request(
             "POST", f"/api/contracts/{contract_id}/{action}"
@@ -813,25 +864,71 @@ class Freshness:
 
 
 class ConnectionMonitor:
-    """Polls pg_stat_activity on the cluster itself (one connection, not counted)."""
+    """Polls pg_stat_activity on the cluster itself (one connection, not counted) and, through
+    PgBouncer's admin console, the connections the processes' pools hold to PgBouncer."""
 
-    def __init__(self, db_port: int) -> None:
-        self.db_port = db_port
+    def __init__(self, db_port: int, bouncer_port: int, stack: Stack) -> None:
+        self.db_port, self.bouncer_port, self.stack = db_port, bouncer_port, stack
         self.peak = 0
+        self.peak_clients = 0
+        self.peak_breakdown: dict[str, int] = {}
         self.stop = threading.Event()
+
+    def breakdown(self) -> dict[str, int]:
+        """Connections to PgBouncer per process of the stack (by process group), from ss."""
+        groups = {proc.pid: name for name, proc in self.stack.procs.items()}
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( dport = :{self.bouncer_port} )"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        counts: dict[str, int] = {}
+        for line in out.splitlines():
+            if "pid=" not in line:
+                continue
+            pid = int(line.split("pid=", 1)[1].split(",", 1)[0])
+            try:
+                name = groups.get(os.getpgid(pid), "other")
+            except ProcessLookupError:
+                name = "gone"
+            counts[name] = counts.get(name, 0) + 1
+        return counts
 
     def run(self) -> None:
         import psycopg
 
-        with psycopg.connect(
-            host=HOST, port=self.db_port, user="postgres", dbname="postgres", autocommit=True
-        ) as conn:
+        with (
+            psycopg.connect(
+                host=HOST,
+                port=self.db_port,
+                user="postgres",
+                dbname="postgres",
+                autocommit=True,
+            ) as conn,
+            psycopg.connect(
+                host=HOST,
+                port=self.bouncer_port,
+                user="postgres",
+                dbname="pgbouncer",
+                autocommit=True,
+                cursor_factory=psycopg.ClientCursor,  # the console speaks the simple protocol
+            ) as admin,
+        ):
             while not self.stop.is_set():
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
                     " AND pid <> pg_backend_pid()"
                 ).fetchone()
                 self.peak = max(self.peak, int(row[0]) if row else 0)
+                cursor = admin.execute("SHOW CLIENTS")
+                names = [c.name for c in cursor.description or []]
+                database = names.index("database")
+                clients = [r for r in cursor.fetchall() if r[database] != "pgbouncer"]
+                if len(clients) > self.peak_clients:
+                    self.peak_clients = len(clients)
+                    with suppress(OSError, ValueError):
+                        self.peak_breakdown = self.breakdown()
                 self.stop.wait(0.1)
 
 
@@ -950,7 +1047,7 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     log(f"PgBouncer (transaction mode, {PGBOUNCER_POOL} server connections) on {bouncer_port}")
     env = app_env(workdir, f"postgres://postgres@{HOST}:{bouncer_port}/{DB_NAME}", redis_url)
 
-    monitor = ConnectionMonitor(db_port)
+    monitor = ConnectionMonitor(db_port, bouncer_port, stack)
     threading.Thread(target=monitor.run, daemon=True).start()
 
     ports = {name: free_port() for name in INSTANCES}
@@ -958,7 +1055,7 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
         start_web(stack, name, port, env)
     for name, port in ports.items():
         took = wait_for(name, web_ready(stack, name, port))
-        log(f"{name} (gunicorn, 2 workers x 4 threads) ready on {port} after {took:.1f} s")
+        log(f"{name} (gunicorn, 3 workers x 4 threads) ready on {port} after {took:.1f} s")
 
     balancer = free_port()
     stats = workdir / "haproxy.sock"
@@ -966,7 +1063,11 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
         haproxy_config(listen_port=balancer, servers=list(ports.items()), stats_socket=str(stats))
     )
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    stack.spawn("haproxy", [haproxy, "-db", "-f", str(workdir / "haproxy.cfg")], dict(os.environ))
+    stack.spawn(
+        "haproxy",
+        [haproxy, "-db", "-f", str(workdir / "haproxy.cfg")],
+        dict(os.environ),
+    )
     wait_for(
         "haproxy",
         lambda: (
@@ -1029,7 +1130,7 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     fresh.down.add(victim)
     kill_at = time.monotonic()
     stack.stop(victim, signal.SIGTERM, group=False)
-    down = wait_for(
+    wait_for(
         "haproxy marks the stopped instance down",
         lambda: haproxy_states(stats).get(victim, "").startswith("DOWN"),
         timeout=30,
@@ -1037,7 +1138,7 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     figures.kill_marked_down_s = time.monotonic() - kill_at
     log(
         f"{victim} stopped at t={kill_at - load_started:.1f}s (SIGTERM); "
-        f"HAProxy marked it DOWN after {down:.1f} s"
+        f"HAProxy marked it DOWN {figures.kill_marked_down_s:.1f} s after the signal"
     )
     # Two thirds in: start it again, on the same port.
     wait_until(load_started + 2 * args.load_seconds / 3)
@@ -1073,6 +1174,8 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
         wait_for("outbox drained", drained, timeout=120)
     monitor.stop.set()
     figures.peak_server_connections = monitor.peak
+    figures.peak_pool_clients = monitor.peak_clients
+    log(f"pool connections to PgBouncer at their peak, by process: {monitor.peak_breakdown}")
 
     # --- figures ---
     for s in load.samples:

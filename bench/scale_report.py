@@ -41,8 +41,9 @@ def haproxy_config(
     A server is marked down after 2 failed checks 500 ms apart and up after 2 good ones. A
     connection the server refuses (its process gone) or closes without a response (a
     kept-alive connection the stopping server closed) is retried on another server
-    (``retries`` + ``option redispatch`` + ``retry-on conn-failure empty-response``): neither
-    case can have reached the application, so even a POST is safe to resend. As a platform
+    (``retries`` + ``option redispatch`` + ``retry-on conn-failure empty-response``, with the
+    whole request buffered first, ``option http-buffer-request``): neither case can have
+    reached the application, so even a POST is safe to resend. As a platform
     router does, it terminates "TLS" for the app: X-Forwarded-Proto https, X-Forwarded-For.
     """
     lines = [
@@ -67,6 +68,9 @@ def haproxy_config(
         "    retries 3",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response",
+        # The whole request (body too) in the buffer before a server is picked, so a retry
+        # can resend it.
+        "    option http-buffer-request",
         "",
         "frontend chefops",
         f"    bind 127.0.0.1:{listen_port}",
@@ -134,6 +138,7 @@ class Figures:
     by_endpoint: dict[str, list[int]] = field(default_factory=dict)  # name -> [n, ok, ref, err]
     error_samples: list[str] = field(default_factory=list)
     peak_server_connections: int = 0
+    peak_pool_clients: int = 0  # connections of every process's pool to PgBouncer
     staleness_checks: int = 0
     stale_reads: int = 0
     outbox_events: int = 0
@@ -166,13 +171,22 @@ def judge(f: Figures) -> list[Verdict]:
         for job in sorted(f.job_runs)
     )
     return [
-        Verdict("requests (2xx / business 4xx)", f"{f.requests} ({f.ok} / {f.refused})", True),
+        Verdict(
+            "requests (2xx / business 4xx)",
+            f"{f.requests} ({f.ok} / {f.refused})",
+            True,
+        ),
         Verdict("errors (non-2xx, not business)", str(f.errors), f.errors == 0),
         Verdict("timeouts", str(f.timeouts), f.timeouts == 0),
         Verdict(
             "peak server connections",
             f"{f.peak_server_connections} of {MAX_CONNECTIONS} (limit {SERVER_CONNECTION_LIMIT})",
             0 < f.peak_server_connections <= SERVER_CONNECTION_LIMIT,
+        ),
+        Verdict(
+            "peak pool connections to PgBouncer",
+            f"{f.peak_pool_clients} (3 instances x 16 = {SERVER_CONNECTION_LIMIT})",
+            0 < f.peak_pool_clients <= SERVER_CONNECTION_LIMIT,
         ),
         Verdict(
             "stale reads (write on A, read on B and C)",
@@ -222,7 +236,10 @@ def table(verdicts: Sequence[Verdict]) -> str:
 
 
 def endpoint_table(f: Figures) -> str:
-    rows = ["| endpoint | requests | 2xx | business 4xx | errors |", "|---|---:|---:|---:|---:|"]
+    rows = [
+        "| endpoint | requests | 2xx | business 4xx | errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name in sorted(f.by_endpoint):
         n, ok, refused, errors = f.by_endpoint[name]
         rows.append(f"| {name} | {n} | {ok} | {refused} | {errors} |")

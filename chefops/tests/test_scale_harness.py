@@ -28,7 +28,7 @@ SERVERS = [("web1", 8001), ("web2", 8002), ("web3", 8003)]
 
 
 def test_haproxy_config_balances_round_robin_with_health_checks_and_retries() -> None:
-    config = haproxy_config(listen_port=9000, servers=SERVERS, stats_socket="/tmp/h.sock")  # noqa: S108
+    config = haproxy_config(listen_port=9000, servers=SERVERS, stats_socket="/run/h.sock")
     assert "bind 127.0.0.1:9000" in config
     assert "balance roundrobin" in config
     assert "uri /api/health" in config
@@ -39,6 +39,7 @@ def test_haproxy_config_balances_round_robin_with_health_checks_and_retries() ->
     assert "retries 3" in config
     assert "option redispatch 1" in config
     assert "retry-on conn-failure empty-response" in config
+    assert "option http-buffer-request" in config
     # The app sees what a platform router sends (NUM_PROXIES=1, TLS ended in front).
     assert "option forwardfor" in config
     assert "X-Forwarded-Proto https" in config
@@ -62,7 +63,12 @@ def test_haproxy_accepts_the_generated_config(tmp_path: Path) -> None:
 
 def test_pgbouncer_config_caps_server_connections_in_transaction_mode() -> None:
     config = pgbouncer_config(
-        port=6432, workdir="/w", server_port=5999, user="postgres", pool_size=44, run_as=None
+        port=6432,
+        workdir="/w",
+        server_port=5999,
+        user="postgres",
+        pool_size=44,
+        run_as=None,
     )
     assert "pool_mode = transaction" in config
     assert "max_db_connections = 44" in config
@@ -71,7 +77,12 @@ def test_pgbouncer_config_caps_server_connections_in_transaction_mode() -> None:
     assert "* = host=127.0.0.1 port=5999" in config
     assert "user =" not in config
     assert "user = postgres" in pgbouncer_config(
-        port=1, workdir="/w", server_port=2, user="postgres", pool_size=1, run_as="postgres"
+        port=1,
+        workdir="/w",
+        server_port=2,
+        user="postgres",
+        pool_size=1,
+        run_as="postgres",
     )
 
 
@@ -100,6 +111,7 @@ def passing() -> Figures:
         ok=98,
         refused=2,
         peak_server_connections=20,
+        peak_pool_clients=30,
         staleness_checks=10,
         outbox_events=50,
         job_runs={"generate_service_days": 1, "apply_fallback": 1},
@@ -123,13 +135,23 @@ def test_judge_passes_a_clean_run() -> None:
     [
         ({"errors": 1}, "errors (non-2xx, not business)"),
         ({"timeouts": 1}, "timeouts"),
-        ({"peak_server_connections": SERVER_CONNECTION_LIMIT + 1}, "peak server connections"),
+        (
+            {"peak_server_connections": SERVER_CONNECTION_LIMIT + 1},
+            "peak server connections",
+        ),
         ({"peak_server_connections": 0}, "peak server connections"),  # never measured
+        (
+            {"peak_pool_clients": SERVER_CONNECTION_LIMIT + 1},
+            "peak pool connections to PgBouncer",
+        ),
         ({"stale_reads": 1}, "stale reads (write on A, read on B and C)"),
         ({"staleness_checks": 0}, "stale reads (write on A, read on B and C)"),
         ({"outbox_unprocessed": 1}, "outbox events processed exactly once"),
         ({"ledger_duplicates": 1}, "outbox events processed exactly once"),
-        ({"effect_mismatches": ["x: 2 events, 1 writes"]}, "outbox events processed exactly once"),
+        (
+            {"effect_mismatches": ["x: 2 events, 1 writes"]},
+            "outbox events processed exactly once",
+        ),
         ({"outbox_events": 0}, "outbox events processed exactly once"),
         ({"job_duplicate_effects": 1}, "generation and fallback once per period"),
         (
