@@ -872,6 +872,7 @@ class ConnectionMonitor:
         self.peak = 0
         self.peak_clients = 0
         self.peak_breakdown: dict[str, int] = {}
+        self.error = ""  # set if polling stopped early: the peaks would be incomplete
         self.stop = threading.Event()
 
     def breakdown(self) -> dict[str, int]:
@@ -896,6 +897,14 @@ class ConnectionMonitor:
         return counts
 
     def run(self) -> None:
+        import psycopg
+
+        try:
+            self.poll()
+        except psycopg.Error as exc:
+            self.error = f"connection monitor stopped: {exc}"
+
+    def poll(self) -> None:
         import psycopg
 
         with (
@@ -1002,6 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
         log("stopping every process the harness started")
         stack.close()
         if args.keep_logs or not ok:
+            shutil.rmtree(workdir / "pgdata", ignore_errors=True)  # the cluster is no evidence
             log(f"logs kept in {workdir / 'logs'}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -1173,6 +1183,8 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     with suppress(RuntimeError):
         wait_for("outbox drained", drained, timeout=120)
     monitor.stop.set()
+    if monitor.error:
+        raise RuntimeError(monitor.error)
     figures.peak_server_connections = monitor.peak
     figures.peak_pool_clients = monitor.peak_clients
     log(f"pool connections to PgBouncer at their peak, by process: {monitor.peak_breakdown}")
