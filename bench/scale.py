@@ -1264,7 +1264,7 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     for job, lines in results.items():
         figures.job_runs[job] = sum(1 for line in lines if "skipped" not in line)
         figures.job_periods[job] = periods_spanned(job, jobs_sent, jobs_done)
-        log(f"{job}: {len(lines)} runs: {[line[:90] for line in lines]}")
+        log(f"{job}: {len(lines)} runs: {[line.split(' succeeded in ', 1)[-1] for line in lines]}")
 
     verdicts = judge(figures)
     report = render(figures, verdicts, args, time.monotonic())
