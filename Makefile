@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox scale clean
+.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -42,6 +42,11 @@ beat: $(STAMP) ## Celery beat with the database scheduler (exactly one per deplo
 	$(BIN)/python manage.py sync_beat_schedule
 	$(BIN)/celery -A chefops beat --loglevel=INFO
 
+.PHONY: scale
+# `exec`, as for `run`: Ctrl-C or `kill <make pid>` reaches bin/scale.sh's trap.
+scale: $(STAMP) ## 3 instances behind HAProxy + PgBouncer + workers/beat on a throwaway PostgreSQL (50 connections): mixed load, kill one, judge (<= 10 min)
+	@exec bash bin/scale.sh $(SCALE_ARGS)
+
 test: $(STAMP) ## Whole test suite (PostgreSQL+Redis when DATABASE_URL/REDIS_URL are set, else SQLite)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -69,10 +74,6 @@ bench: $(STAMP) ## Benchmarks against PostgreSQL; figures go to docs/benchmarks.
 
 bench-outbox: $(STAMP) ## Outbox dispatch throughput only (PostgreSQL)
 	$(BIN)/python bench/outbox_bench.py --events $${OUTBOX_BENCH_EVENTS:-50000}
-
-# `exec`, as for `run`: Ctrl-C or `kill <make pid>` reaches bin/scale.sh's trap.
-scale: $(STAMP) ## 3 instances behind HAProxy + PgBouncer + workers/beat on a throwaway PostgreSQL (50 connections): mixed load, kill one, judge (<= 10 min)
-	@exec bash bin/scale.sh $(SCALE_ARGS)
 
 clean: ## Remove local state (SQLite file, queues, static build); keeps .venv; refused while `make run` runs
 	@if [ -e .run/run.lock ] && command -v flock >/dev/null 2>&1 && ! flock -n .run/run.lock true; then \
