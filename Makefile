@@ -42,6 +42,11 @@ beat: $(STAMP) ## Celery beat with the database scheduler (exactly one per deplo
 	$(BIN)/python manage.py sync_beat_schedule
 	$(BIN)/celery -A chefops beat --loglevel=INFO
 
+.PHONY: scale
+# `exec`, as for `run`: Ctrl-C or `kill <make pid>` reaches bin/scale.sh's trap.
+scale: $(STAMP) ## 3 instances behind HAProxy + PgBouncer + workers/beat on a throwaway PostgreSQL (50 connections): mixed load, kill one, judge (<= 10 min)
+	@exec bash bin/scale.sh $(SCALE_ARGS)
+
 test: $(STAMP) ## Whole test suite (PostgreSQL+Redis when DATABASE_URL/REDIS_URL are set, else SQLite)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
