@@ -29,6 +29,7 @@ from chefops import ops, retention, storage
 from chefops.storage_config import StorageURLError, storage_config
 from chefops.testing.cast import make_cast
 from chefops.testing.s3 import S3Server, running_s3_server
+from chefops.testing.settings_probe import REQUIRED_IN_PRODUCTION, django_setup
 from chefops.tests.test_ops_backup import _event as _backup_event
 from chefops.tests.test_ops_backup import _fingerprint
 from chefops.tests.test_retention import T0, _doomed_rows, _snapshot, _world
@@ -138,35 +139,13 @@ def test_the_local_default_follows_its_directory_setting(settings: Any, tmp_path
     assert storage.describe(storage.archives()) == str(tmp_path / "two")
 
 
-_PRODUCTION = {
-    "DJANGO_ENV": "production",
-    "SECRET_KEY": "k" * 20 + "Zq8!" * 10,
-    "DATABASE_URL": "postgres://x@127.0.0.1:1/x",  # never connected to
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "ALLOWED_HOSTS": "chefops.example.com",
-    "METRICS_TOKEN": "scrape-token-for-tests",
-    "NUM_PROXIES": "1",  # behind the platform's router, as deployed
-}
-_STORAGE_VARIABLES = {"ARCHIVE_STORAGE_URL", "BACKUP_STORAGE_URL", "ALLOW_LOCAL_ARCHIVES"}
-_INHERITED_NEVER = {*_PRODUCTION, *_STORAGE_VARIABLES, "METRICS_PUBLIC", "NO_REVERSE_PROXY"}
-
-
 def _production(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _INHERITED_NEVER}
-    env.update({**_PRODUCTION, "DJANGO_SETTINGS_MODULE": "chefops.settings", **extra})
+    production = {k: v for k, v in REQUIRED_IN_PRODUCTION.items() if k != "ALLOW_LOCAL_ARCHIVES"}
     code = (
-        "import django; django.setup(); from django.conf import settings as s; "
+        "from django.conf import settings as s; "
         "print(s.STORAGES['archives']['BACKEND'], s.STORAGES['backups']['BACKEND'])"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return django_setup({**production, **extra}, code)
 
 
 def test_production_refuses_archives_and_backups_on_local_disk_unless_told() -> None:

@@ -5,33 +5,17 @@ companies/tests/test_throttling.py.)"""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 
 import pytest
 
-from chefops.tests.test_settings_and_schedule import REQUIRED_IN_PRODUCTION, ROOT
+from chefops.testing.settings_probe import REQUIRED_IN_PRODUCTION, django_setup
 
-_CONTROLLED = {*REQUIRED_IN_PRODUCTION, "METRICS_PUBLIC", "NUM_PROXIES", "NO_REVERSE_PROXY"}
-_PRINT = (
-    "import django; django.setup(); "
-    "from rest_framework.settings import api_settings; print(api_settings.NUM_PROXIES)"
-)
+_PRINT = "from rest_framework.settings import api_settings; print(api_settings.NUM_PROXIES)"
 
 
 def _start(overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _CONTROLLED}
-    env.update({"DJANGO_SETTINGS_MODULE": "chefops.settings", **overrides})
-    return subprocess.run(
-        [sys.executable, "-c", _PRINT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return django_setup(overrides, _PRINT, without={"NUM_PROXIES"})
 
 
 @pytest.mark.parametrize("django_env", ["production", "staging"])

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from chefops.testing.gunicorn import ROOT, http_get, running_gunicorn
+from chefops.testing.settings_probe import django_setup
 
 TOKEN = "metrics-token-for-release-tests"
 RELEASE = "3f9c2d1e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"
@@ -37,26 +38,8 @@ def test_health_reports_the_configured_release(settings: Any) -> None:
 
 
 def _settings_probe(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"CHEFOPS_VERSION", "RAILWAY_GIT_COMMIT_SHA", "NUM_PROXIES", "NO_REVERSE_PROXY"}
-    }
-    env.update({"DJANGO_SETTINGS_MODULE": "chefops.settings", **env_overrides})
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings as s; "
-            "print(s.RELEASE_VERSION)",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    code = "from django.conf import settings as s; print(s.RELEASE_VERSION)"
+    return django_setup(env_overrides, code, without={"NUM_PROXIES"})
 
 
 def test_release_version_comes_from_the_image_then_the_platform_then_dev() -> None:

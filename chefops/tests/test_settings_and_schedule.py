@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,52 +7,18 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from chefops.schedule import MANAGED_PREFIX, SCHEDULE
-
-ROOT = Path(__file__).resolve().parents[2]
-# What staging/production require; inherited values of these never leak into a probe.
-REQUIRED_IN_PRODUCTION = {
-    "DJANGO_ENV": "production",
-    "SECRET_KEY": "k" * 20 + "Zq8!" * 10,
-    # Nothing listens on port 1: the settings need URLs, never a connection.
-    "DATABASE_URL": "postgres://x@127.0.0.1:1/x",
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "ALLOWED_HOSTS": "chefops.example.com",
-    "METRICS_TOKEN": "scrape-token-for-tests",
-    # Behind the platform's router (README "Deploying"); 0 is refused without NO_REVERSE_PROXY.
-    "NUM_PROXIES": "1",
-    # Archives and backups on this machine's disk (test_object_storage.py tests the refusal).
-    "ALLOW_LOCAL_ARCHIVES": "true",
-}
-_CONTROLLED = {*REQUIRED_IN_PRODUCTION, "METRICS_PUBLIC", "NO_REVERSE_PROXY"}
-
-
-def _django_setup(
-    env_overrides: dict[str, str], code: str = "print('started')"
-) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` after django.setup() in a fresh interpreter whose environment is this
-    one's without the production variables, plus ``env_overrides``."""
-    env = {k: v for k, v in os.environ.items() if k not in _CONTROLLED}
-    env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup(); {code}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from chefops.testing.settings_probe import REQUIRED_IN_PRODUCTION, django_setup
 
 
 def test_production_refuses_to_start_without_its_secrets() -> None:
-    result = _django_setup({"DJANGO_ENV": "production"})
+    result = django_setup({"DJANGO_ENV": "production"})
     assert result.returncode != 0
     assert (
         "DJANGO_ENV=production refuses to start without: SECRET_KEY, DATABASE_URL, REDIS_URL, "
         "ALLOWED_HOSTS, METRICS_TOKEN (or METRICS_PUBLIC=true if the network keeps /metrics "
         "private)"
     ) in result.stderr
-    result = _django_setup({**REQUIRED_IN_PRODUCTION, "SECRET_KEY": "short"})
+    result = django_setup({**REQUIRED_IN_PRODUCTION, "SECRET_KEY": "short"})
     assert result.returncode != 0
     assert "SECRET_KEY must be a random string" in result.stderr
 
@@ -66,7 +29,7 @@ def test_production_starts_with_its_secrets_and_is_secure() -> None:
         "print(s.DEBUG, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.SECURE_HSTS_SECONDS,"
         " s.LOG_JSON)"
     )
-    result = _django_setup(REQUIRED_IN_PRODUCTION, code)
+    result = django_setup(REQUIRED_IN_PRODUCTION, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "True", "True", "31536000", "True"]
 
@@ -90,24 +53,24 @@ def test_production_like_metrics_need_a_token_or_an_explicit_public_opt_out(
     base = {**REQUIRED_IN_PRODUCTION, "DJANGO_ENV": django_env, "RUN_DIR": str(tmp_path)}
     del base["METRICS_TOKEN"]
 
-    refused = _django_setup({**base, "METRICS_TOKEN": "", "METRICS_PUBLIC": "false"})
+    refused = django_setup({**base, "METRICS_TOKEN": "", "METRICS_PUBLIC": "false"})
     assert refused.returncode != 0
     assert (
         f"DJANGO_ENV={django_env} refuses to start without: METRICS_TOKEN (or "
         "METRICS_PUBLIC=true if the network keeps /metrics private)"
     ) in refused.stderr
 
-    with_token = _django_setup({**base, "METRICS_TOKEN": "scrape-token-for-tests"}, _SCRAPE)
+    with_token = django_setup({**base, "METRICS_TOKEN": "scrape-token-for-tests"}, _SCRAPE)
     assert with_token.returncode == 0, with_token.stderr
     assert with_token.stdout.split() == ["401", "200", "True"]
 
-    public = _django_setup({**base, "METRICS_PUBLIC": "true"}, _SCRAPE)
+    public = django_setup({**base, "METRICS_PUBLIC": "true"}, _SCRAPE)
     assert public.returncode == 0, public.stderr
     assert public.stdout.split()[0] == "200"  # no Authorization header needed
 
 
 def test_unknown_django_env_is_refused() -> None:
-    result = _django_setup({"DJANGO_ENV": "prod"})
+    result = django_setup({"DJANGO_ENV": "prod"})
     assert result.returncode != 0
     assert "DJANGO_ENV must be" in result.stderr
 
