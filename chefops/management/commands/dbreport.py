@@ -45,16 +45,13 @@ class Command(BaseCommand):
             self._indexes(limit)
             self._connections()
         self._section("Size")
+        alert_ratio = alerts.thresholds().db_size_quota_ratio_max  # deploy/prometheus/alerts.yml
         self.stdout.write(
             f"database size {reports.human_bytes(size)} ({size} bytes) = {share * 100:.1f}% of "
             f"DB_SIZE_QUOTA_BYTES {reports.human_bytes(quota)}; alert above "
-            f"{alerts.thresholds().db_size_quota_ratio_max * 100:.0f}%"
+            f"{alert_ratio * 100:.0f}%"
         )
-        state = (
-            "OVER the alert threshold"
-            if share > alerts.thresholds().db_size_quota_ratio_max
-            else "ok"
-        )
+        state = "OVER the alert threshold" if share > alert_ratio else "ok"
         self.stdout.write(f"dbreport: {connection.vendor} database {name}, size {state}")
 
     def _section(self, title: str) -> None:
