@@ -7,7 +7,7 @@ Runs against its own database (``--database``, default ``chefops_bench_retention
 server of DATABASE_URL): created if missing and migrated, the outbox tables emptied. Loads N
 PROCESSED events processed 40 days ago (plus a few recent PROCESSED and old DEAD events that
 must stay) with COPY, then VACUUM ANALYZE (not timed), then times
-``chefops.retention.outbox_events_purge`` exactly as ``manage.py purge_outbox_events`` runs it,
+``chefops.ops.retention.outbox_events_purge`` exactly as ``manage.py purge_outbox_events`` runs it,
 writing the archive log to a temporary ARCHIVE_DIR. Prints the total time, events/s, the
 longest single batch and the archive size. ``--no-archive`` loads again and times the same
 purge with the archive writing stubbed out, to show what the archive log costs.
@@ -112,7 +112,7 @@ def _load(events: int) -> None:
 def _purge(batch_size: int, archive: bool) -> dict[str, Any]:
     from django.conf import settings
 
-    from chefops import retention
+    from chefops.ops import retention
     from outbox.models import OutboxEvent
 
     original = retention._write_batch

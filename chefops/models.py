@@ -1,4 +1,4 @@
-"""The scheduler's bookkeeping (chefops/joblocks.py): one row per scheduled job."""
+"""The scheduler's bookkeeping (chefops/ops/joblocks.py): one row per scheduled job."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from chefops.metrics import READ_CACHE
+from chefops.ops.metrics import READ_CACHE
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

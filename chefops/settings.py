@@ -17,7 +17,8 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from chefops import redis_layout, storage_config
+from chefops import redis_layout
+from chefops.ops import storage_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -100,7 +101,7 @@ if importlib.util.find_spec("django_migration_linter"):  # dev/CI tool, not a ru
 
 MIDDLEWARE = [
     # First, so its latency covers the whole stack and every response (even 400/500) is counted.
-    "chefops.metrics.PrometheusMiddleware",
+    "chefops.ops.metrics.PrometheusMiddleware",
     "chefops.middleware.RequestIdMiddleware",
     "chefops.middleware.HealthHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -569,7 +570,7 @@ if IS_PRODUCTION_LIKE:
 # --- Archive and backup storage (README "Archive and backup storage") -----------------------
 # Two named storages: "archives" (retention archives) and "backups" (pg_dump files). Empty URL:
 # the local ARCHIVE_DIR / BACKUP_DIR; file:///path: another directory; s3://bucket/prefix?…:
-# an S3-compatible bucket (chefops/storage_config.py). A container's disk is wiped on every
+# an S3-compatible bucket (chefops/ops/storage_config.py). A container's disk is wiped on every
 # deploy, so production refuses local disk unless ALLOW_LOCAL_ARCHIVES=true says it is kept.
 # Ignored in tests (like EMAIL_URL): a test never writes to a real bucket; the object-storage
 # tests point the storages at buckets of their own S3 server.

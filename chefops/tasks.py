@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from chefops.retention_tasks import retention_purge  # noqa: F401 - registers the daily task
+from chefops.ops.retention_tasks import retention_purge  # noqa: F401 - registers the daily task
 
 
 @shared_task(name="chefops.ping", ignore_result=False)

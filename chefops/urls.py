@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from chefops.admin import operations_view
 from chefops.api.errors import api_not_found
 from chefops.health import HealthView, ReadinessView
-from chefops.metrics import metrics_view
+from chefops.ops.admin import operations_view
+from chefops.ops.metrics import metrics_view
 
 
 class PublicSchemaView(SpectacularAPIView):

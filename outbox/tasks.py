@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from chefops.jobs import record_job_success
+from chefops.ops.jobs import record_job_success
 from outbox.dispatcher import default_worker_id
 from outbox.services import outbox_dispatch
 

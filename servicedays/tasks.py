@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from celery import shared_task
 from django.db import transaction
 
-from chefops.joblocks import claim_period
-from chefops.jobs import record_job_success
+from chefops.ops.joblocks import claim_period
+from chefops.ops.jobs import record_job_success
 from servicedays import jobs
 
 logger = logging.getLogger("servicedays.jobs")
@@ -25,7 +25,7 @@ logger = logging.getLogger("servicedays.jobs")
 @contextlib.contextmanager
 def scheduled_run(job: str, lock_id: int) -> Iterator[str | None]:
     """One transaction around a scheduled run: the job's advisory lock (transaction-level),
-    then the claim of its period (chefops/joblocks.py). Yields None when this run is the
+    then the claim of its period (chefops/ops/joblocks.py). Yields None when this run is the
     period's, else why it skips: two beats by mistake enqueue each tick twice, and only one
     of the two may do the work. The job's own transaction nests inside (a savepoint), so a
     failed run releases its claim and a redelivery does the work."""

@@ -1,5 +1,5 @@
 """Webhook metrics: attempts and their latency (recorded by the process that sends them) and
-the backlog and disabled endpoints (computed at scrape time, see chefops/metrics.py)."""
+the backlog and disabled endpoints (computed at scrape time, see chefops/ops/metrics.py)."""
 
 from __future__ import annotations
 

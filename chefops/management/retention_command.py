@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chefops import retention
+from chefops.ops import retention
 
 
 class RetentionCommand(BaseCommand):

@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
+from chefops.ops.storage_config import is_local_config, storage_config
 from chefops.schedule import MANAGED_PREFIX, SCHEDULE
-from chefops.storage_config import is_local_config, storage_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RAILWAY = ROOT / "deploy" / "railway"

@@ -25,8 +25,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from chefops import ops, retention, storage
-from chefops.storage_config import StorageURLError, storage_config
+from chefops.ops import backups, retention, storage
+from chefops.ops.storage_config import StorageURLError, storage_config
 from chefops.testing.cast import make_cast
 from chefops.testing.s3 import S3Server, running_s3_server
 from chefops.testing.settings_probe import REQUIRED_IN_PRODUCTION, django_setup
@@ -86,7 +86,7 @@ def _nothing_on_local_disk(settings: Any) -> None:
 
 def test_storage_urls_name_a_local_default_a_directory_or_a_bucket() -> None:
     assert storage_config("", variable="V", dir_setting="ARCHIVE_DIR") == {
-        "BACKEND": "chefops.storage.SettingDirStorage",
+        "BACKEND": "chefops.ops.storage.SettingDirStorage",
         "OPTIONS": {"setting": "ARCHIVE_DIR"},
     }
     assert storage_config("file:///srv/chefops/backups", variable="V", dir_setting="X") == {
@@ -99,7 +99,7 @@ def test_storage_urls_name_a_local_default_a_directory_or_a_bucket() -> None:
         variable="V",
         dir_setting="X",
     )
-    assert config["BACKEND"] == "chefops.storage_s3.S3Storage"
+    assert config["BACKEND"] == "chefops.ops.storage_s3.S3Storage"
     options = config["OPTIONS"]
     assert {k: options[k] for k in ("bucket_name", "location", "endpoint_url", "region_name")} == {
         "bucket_name": "cold-bucket",
@@ -168,10 +168,10 @@ def test_production_refuses_archives_and_backups_on_local_disk_unless_told() -> 
         {"ARCHIVE_STORAGE_URL": "s3://cold/archives", "BACKUP_STORAGE_URL": "s3://cold/backups"}
     )
     assert in_buckets.returncode == 0, in_buckets.stderr
-    assert in_buckets.stdout.split() == ["chefops.storage_s3.S3Storage"] * 2
+    assert in_buckets.stdout.split() == ["chefops.ops.storage_s3.S3Storage"] * 2
     opted_out = _production({"ALLOW_LOCAL_ARCHIVES": "true"})
     assert opted_out.returncode == 0, opted_out.stderr
-    assert opted_out.stdout.split() == ["chefops.storage.SettingDirStorage"] * 2
+    assert opted_out.stdout.split() == ["chefops.ops.storage.SettingDirStorage"] * 2
 
 
 # --- archives in the bucket ---------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_backup_goes_to_the_bucket_and_restores_equal(
     assert objects == {prefix + name: size}  # the expired backup was deleted
     assert size > 1000
     _nothing_on_local_disk(settings)
-    latest = ops.latest_backup()  # the operations page and its backup age read the bucket
+    latest = backups.latest_backup()  # the operations page and its backup age read the bucket
     assert latest is not None and (latest.name, latest.size) == (name, size)
     assert latest.path.name == name and latest.age_seconds < 3600
 
@@ -327,7 +327,7 @@ def test_backup_and_restore_stop_when_the_tools_are_another_major(
     settings: Any, tmp_path: Path
 ) -> None:
     settings.BACKUP_DIR = tmp_path / "backups"
-    server = ops.server_major_version()
+    server = backups.server_major_version()
     good = Path(_run("backup").split()[1])  # the real tools match: a backup is taken
     assert good.is_file()
     other = server - 1
@@ -364,7 +364,7 @@ def test_an_unreachable_backup_bucket_leaves_the_latest_backup_unknown_not_an_er
             dir_setting="BACKUP_DIR",
         ),
     }
-    assert ops.latest_backup() is None
+    assert backups.latest_backup() is None
     assert "cannot list the backup storage" in caplog.text
 
 
@@ -372,18 +372,18 @@ def test_an_unreachable_backup_bucket_leaves_the_latest_backup_unknown_not_an_er
 @pytest.mark.django_db
 def test_the_tools_of_the_servers_major_are_preferred(settings: Any) -> None:
     settings.PG_BIN_DIR = ""
-    major = ops.server_major_version()
+    major = backups.server_major_version()
     versioned = Path(f"/usr/lib/postgresql/{major}/bin/pg_dump")
     expected = str(versioned) if versioned.is_file() else "pg_dump"
-    assert ops.pg_tool_path("pg_dump") == expected
-    assert ops.matching_pg_tool("pg_dump") == expected  # the machine's tools pass the check
+    assert backups.pg_tool_path("pg_dump") == expected
+    assert backups.matching_pg_tool("pg_dump") == expected  # the machine's tools pass the check
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_manage_py_backup_exits_non_zero_on_a_version_mismatch(tmp_path: Path) -> None:
     db = connection.settings_dict
-    server = ops.server_major_version()
+    server = backups.server_major_version()
     stub = _stub_tools(tmp_path / "stub", server + 1)
     url = (
         f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:"

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from chefops.jobs import record_job_success
+from chefops.ops.jobs import record_job_success
 from companies.models import User
 from outbox.models import EventStatus, OutboxEvent
 

@@ -1,4 +1,5 @@
-"""deploy/prometheus/alerts.yml: valid, unit-tested with promtool, in step with chefops/ops.py."""
+"""deploy/prometheus/alerts.yml: valid, unit-tested with promtool, and the one source of the
+thresholds chefops/ops/alerts.py judges with."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chefops import ops
-from chefops.jobs import JOB_PERIODS
+from chefops.ops import alerts
+from chefops.ops.jobs import JOB_PERIODS
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -66,18 +67,73 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
     assert names == firing == quiet
 
 
-def test_thresholds_match_the_ones_check_alerts_uses() -> None:
-    by_name: dict[str, list[str]] = {}
-    for rule in _rules():
-        by_name.setdefault(str(rule["alert"]), []).append(str(rule["expr"]))
-    assert _threshold(by_name["ChefOpsHigh5xxRate"][0]) == ops.HTTP_5XX_RATIO_MAX
-    assert _threshold(by_name["ChefOpsHighLatencyP95"][0]) == ops.HTTP_P95_SECONDS_MAX
-    assert _threshold(by_name["ChefOpsDatabaseSizeNearQuota"][0]) == ops.DB_SIZE_QUOTA_RATIO_MAX
-    assert _threshold(by_name["ChefOpsDiskSpaceLow"][0]) == ops.DISK_FREE_RATIO_MIN
+def test_check_alerts_reads_its_thresholds_from_the_rules_file() -> None:
+    assert alerts.RULES_FILE == RULES
+    by_name = {str(rule["alert"]): str(rule["expr"]) for rule in _rules()}
+    limits = alerts.thresholds()
+    assert _threshold(by_name["ChefOpsHigh5xxRate"]) == limits.http_5xx_ratio_max
+    assert _threshold(by_name["ChefOpsHighLatencyP95"]) == limits.http_p95_seconds_max
+    assert _threshold(by_name["ChefOpsDatabaseSizeNearQuota"]) == limits.db_size_quota_ratio_max
+    assert _threshold(by_name["ChefOpsDiskSpaceLow"]) == limits.disk_free_ratio_min
     assert (
-        _threshold(by_name["ChefOpsOutboxBacklogStuck"][0]) == ops.OUTBOX_OLDEST_PENDING_SECONDS_MAX
+        _threshold(by_name["ChefOpsOutboxBacklogStuck"]) == limits.outbox_oldest_pending_seconds_max
     )
-    assert _threshold(by_name["ChefOpsOutboxDeadEvents"][0]) == ops.OUTBOX_DEAD_MAX
+    assert _threshold(by_name["ChefOpsOutboxDeadEvents"]) == limits.outbox_dead_max
+
+
+def test_a_changed_rule_changes_what_check_alerts_judges(tmp_path: Path) -> None:
+    """Editing a number in alerts.yml is all it takes: no second copy to forget."""
+    text = RULES.read_text()
+    assert text.count("> 0.01\n") == 1
+    edited = tmp_path / "alerts.yml"
+    edited.write_text(text.replace("> 0.01\n", "> 0.05\n"))
+    assert alerts.load_thresholds(edited).http_5xx_ratio_max == 0.05
+    assert (
+        alerts.load_thresholds(edited).http_p95_seconds_max
+        == alerts.thresholds().http_p95_seconds_max
+    )
+
+
+def test_a_rule_without_a_threshold_is_refused(tmp_path: Path) -> None:
+    edited = tmp_path / "alerts.yml"
+    edited.write_text(RULES.read_text().replace("alert: ChefOpsDiskSpaceLow", "alert: Renamed"))
+    with pytest.raises(alerts.AlertRulesError, match="no alert rule ChefOpsDiskSpaceLow"):
+        alerts.load_thresholds(edited)
+    flipped = tmp_path / "flipped.yml"
+    flipped.write_text(
+        RULES.read_text().replace(
+            "chefops_disk_total_bytes < 0.2", "chefops_disk_total_bytes > 0.2"
+        )
+    )
+    with pytest.raises(alerts.AlertRulesError, match="ChefOpsDiskSpaceLow compares with >"):
+        alerts.load_thresholds(flipped)
+
+
+def test_the_judged_alerts_use_the_rules_file_thresholds(tmp_path: Path, db: None) -> None:
+    edited = tmp_path / "alerts.yml"
+    edited.write_text(
+        RULES.read_text()
+        .replace("> 0.01\n", "> 0.02\n")
+        .replace("chefops_disk_total_bytes < 0.2", "chefops_disk_total_bytes < 0.3")
+        .replace("max(chefops_outbox_dead_events) > 0", "max(chefops_outbox_dead_events) > 3")
+    )
+    alerts.thresholds.cache_clear()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(alerts, "RULES_FILE", edited)
+            checks = {c.name: c for c in alerts.evaluate_alerts(alerts.HttpStats(100, 2, 0.1))}
+    finally:
+        alerts.thresholds.cache_clear()
+    assert (checks["http_5xx_ratio"].firing, checks["http_5xx_ratio"].threshold) == (
+        False,
+        "> 2.00%",
+    )
+    assert checks["disk_free"].threshold == "< 30.00%"
+    assert checks["outbox_dead_events"].threshold == "> 3"
+    assert checks["http_p95_latency"].threshold == "> 1s"
+
+
+def test_stale_job_rules_are_twice_the_job_periods() -> None:
     stale = {
         str(rule["labels"]["scheduled_job"]): _threshold(str(rule["expr"]))  # type: ignore[index]
         for rule in _rules()

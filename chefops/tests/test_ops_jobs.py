@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from django.core.cache import cache
 
-from chefops.jobs import JOB_PERIODS, job_last_success, job_statuses, record_job_success
+from chefops.ops.jobs import JOB_PERIODS, job_last_success, job_statuses, record_job_success
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

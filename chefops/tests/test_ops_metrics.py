@@ -18,8 +18,8 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from chefops import ops
-from chefops.jobs import record_job_success
+from chefops.ops import reports
+from chefops.ops.jobs import record_job_success
 from chefops.urls import urlpatterns as project_urlpatterns
 from outbox.models import EventStatus, OutboxEvent
 
@@ -198,7 +198,7 @@ def test_database_size_quota_and_disk_gauges(settings: Any, tmp_path: Path) -> N
     samples = _scrape()
     size = _value(samples, "chefops_database_size_bytes")
     assert size is not None and size > 0
-    assert size == pytest.approx(ops.database_size_bytes(), rel=0.05)
+    assert size == pytest.approx(reports.database_size_bytes(), rel=0.05)
     assert _value(samples, "chefops_database_size_quota_bytes") == 5 * 1024**3
     assert _value(samples, "chefops_database_up") == 1
     disk = shutil.disk_usage(tmp_path)

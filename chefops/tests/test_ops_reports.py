@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.db import connection
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
-from chefops import ops
-from chefops.jobs import record_job_success
+from chefops.ops import alerts
+from chefops.ops.jobs import record_job_success
 from outbox.models import EventStatus, OutboxEvent
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -35,7 +35,7 @@ def metrics_dir(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def _disk_is_low() -> bool:
     usage = shutil.disk_usage(Path.cwd())
-    return usage.free / usage.total < ops.DISK_FREE_RATIO_MIN
+    return usage.free / usage.total < alerts.thresholds().disk_free_ratio_min
 
 
 def _check_alerts(*args: str) -> tuple[int, dict[str, str], str]:
@@ -152,11 +152,11 @@ def test_check_alerts_reads_5xx_and_p95_summed_over_the_workers_files(
 
 def test_histogram_quantile_matches_promql() -> None:
     buckets = {0.5: 50.0, 1.0: 80.0, 2.5: 100.0, float("inf"): 100.0}
-    assert ops.histogram_quantile(0.95, buckets) == pytest.approx(2.125)
-    assert ops.histogram_quantile(0.5, buckets) == pytest.approx(0.5)
-    assert ops.histogram_quantile(0.95, {0.5: 10.0, float("inf"): 100.0}) == 0.5
-    assert ops.histogram_quantile(0.95, {0.5: 0.0, float("inf"): 0.0}) is None
-    assert ops.histogram_quantile(0.95, {}) is None
+    assert alerts.histogram_quantile(0.95, buckets) == pytest.approx(2.125)
+    assert alerts.histogram_quantile(0.5, buckets) == pytest.approx(0.5)
+    assert alerts.histogram_quantile(0.95, {0.5: 10.0, float("inf"): 100.0}) == 0.5
+    assert alerts.histogram_quantile(0.95, {0.5: 0.0, float("inf"): 0.0}) is None
+    assert alerts.histogram_quantile(0.95, {}) is None
 
 
 @pytest.mark.django_db

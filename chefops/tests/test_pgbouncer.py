@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from django.db import connection, connections, transaction
 
-from chefops.joblocks import acquire_lease, release_lease
+from chefops.ops.joblocks import acquire_lease, release_lease
 from chefops.testing.pgbouncer import pgbouncer_binary, running_pgbouncer
 
 ROOT = Path(__file__).resolve().parents[2]

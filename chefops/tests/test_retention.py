@@ -14,9 +14,9 @@ from django.core import serializers
 from django.core.management import CommandError, call_command
 from django.db.models import Model
 
-from chefops import retention
-from chefops.jobs import job_last_success
-from chefops.retention_tasks import retention_purge
+from chefops.ops import retention
+from chefops.ops.jobs import job_last_success
+from chefops.ops.retention_tasks import retention_purge
 from chefops.testing.factories import (
     TEST_PASSWORD,
     CateringFactory,
@@ -363,10 +363,10 @@ def test_batch_size_must_be_positive() -> None:
 
 
 def test_a_second_run_is_skipped_while_one_holds_the_lease() -> None:
-    # The lease is a row (chefops/joblocks.py), not a session-level advisory lock: it holds
+    # The lease is a row (chefops/ops/joblocks.py), not a session-level advisory lock: it holds
     # behind PgBouncer in transaction mode, and on SQLite too.
-    from chefops.joblocks import acquire_lease, release_lease
-    from chefops.retention_tasks import JOB, LEASE_TTL
+    from chefops.ops.joblocks import acquire_lease, release_lease
+    from chefops.ops.retention_tasks import JOB, LEASE_TTL
 
     assert acquire_lease(JOB, "another-worker", LEASE_TTL)
     assert retention_purge.apply().get() == ("retention_purge: skipped, another run in progress")
@@ -377,8 +377,8 @@ def test_a_second_run_is_skipped_while_one_holds_the_lease() -> None:
 
 
 def test_a_dead_holders_lease_expires() -> None:
-    from chefops.joblocks import acquire_lease
-    from chefops.retention_tasks import JOB, LEASE_TTL
+    from chefops.ops.joblocks import acquire_lease
+    from chefops.ops.retention_tasks import JOB, LEASE_TTL
 
     with time_machine.travel(T0, tick=False):
         assert acquire_lease(JOB, "a-worker-that-died", LEASE_TTL)

@@ -126,7 +126,7 @@ def cache_server():
 def multiprocess_metrics():
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from chefops.metrics import HTTP_REQUESTS, metrics_registry
+    from chefops.ops.metrics import HTTP_REQUESTS, metrics_registry
 
     HTTP_REQUESTS.labels("GET", "probe", "2xx").inc()
     collectors = sorted(type(c).__name__ for c in metrics_registry()._collector_to_names)
@@ -157,7 +157,7 @@ print("PROBE-RESULT " + json.dumps(results, default=str))
 
 _CELERY = "__import__('chefops.celery').celery.app.conf"
 _DB = "settings.DATABASES['default']"
-_STORAGE = "__import__('chefops.storage').storage"
+_STORAGE = "__import__('chefops.ops.storage').ops.storage"
 
 # Development profile: no services needed (SQLite path and local-memory cache, never opened).
 DEVELOPMENT: dict[str, Check] = {
@@ -254,7 +254,7 @@ DEVELOPMENT: dict[str, Check] = {
     "WEBHOOK_TIMEOUT_SECONDS": Check("2.5", "settings.WEBHOOK_TIMEOUT_SECONDS", 2.5),
     "WEBHOOK_MAX_FAILURES": Check("7", "settings.WEBHOOK_MAX_FAILURES", 7),
     "DISK_USAGE_PATH": Check(
-        "{tmp}", "str(__import__('chefops.ops').ops.disk_usage_path())", "{tmp}"
+        "{tmp}", "str(__import__('chefops.ops.reports').ops.reports.disk_usage_path())", "{tmp}"
     ),
     "ARCHIVE_DIR": Check("{tmp}/archive", "str(settings.ARCHIVE_DIR)", "{tmp}/archive"),
     "BACKUP_DIR": Check("{tmp}/backups", "str(settings.BACKUP_DIR)", "{tmp}/backups"),
@@ -273,7 +273,7 @@ DEVELOPMENT: dict[str, Check] = {
     ),
     "PG_BIN_DIR": Check(
         "{tmp}/pg-bin",
-        "__import__('chefops.ops').ops.pg_tool_path('pg_dump')",
+        "__import__('chefops.ops.backups').ops.backups.pg_tool_path('pg_dump')",
         "{tmp}/pg-bin/pg_dump",
     ),
 }

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
-from chefops.jobs import record_job_success
+from chefops.ops.jobs import record_job_success
 from chefops.testing.gunicorn import ROOT, free_port
 
 

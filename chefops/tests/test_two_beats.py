@@ -1,6 +1,6 @@
 """Two real beats by mistake, one real worker: the hourly fallback, ticked every second by both
 beats, applies the contract minimum once and emits one event per contract; every other copy
-skips (README "Scaling", chefops/joblocks.py)."""
+skips (README "Scaling", chefops/ops/joblocks.py)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Each scheduled task runs twice in two threads (two connections to PostgreSQL, as two Celery
 workers would), released together by a barrier; whatever the interleaving, one run does the
 period's work and the other skips, and the effects (service days, fallback events, purged
-rows, handled outbox events) exist once. chefops/joblocks.py has the mechanisms.
+rows, handled outbox events) exist once. chefops/ops/joblocks.py has the mechanisms.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 import time_machine
 from django.db import connections
 
-from chefops.joblocks import claim_period, period_start
 from chefops.models import ScheduledJob
-from chefops.retention_tasks import retention_purge
+from chefops.ops.joblocks import claim_period, period_start
+from chefops.ops.retention_tasks import retention_purge
 from outbox.models import EventStatus, OutboxEvent
 from outbox.tasks import dispatch
 from outbox.tests.effect_handlers import (

@@ -21,7 +21,7 @@ from django.test import TestCase
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from chefops.metrics import generate_latest
+from chefops.ops.metrics import generate_latest
 from chefops.testing.cast import make_cast
 from contracts.services import contract_create, contract_pause
 from outbox.models import OutboxEvent

@@ -14,8 +14,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from chefops.metrics import generate_latest
-from chefops.retention import retention_purge_all
+from chefops.ops.metrics import generate_latest
+from chefops.ops.retention import retention_purge_all
 from chefops.schedule import SCHEDULE
 from companies.models import User
 from webhooks import services

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, IntegrityError
 
-from chefops import retention
+from chefops.ops import retention
 
 
 class Command(BaseCommand):

@@ -14,11 +14,21 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from django.utils import timezone
 
-from chefops import ops, storage
+from chefops.ops import storage
+from chefops.ops.backups import (
+    BACKUP_STAMP_FORMAT,
+    backup_files,
+    backup_storage,
+    matching_pg_tool,
+    pg_tool_error,
+    require_postgres,
+    run_pg_tool,
+)
+from chefops.ops.reports import human_bytes
 
 
 class _DumpFile(File):
-    """A dump on disk: storages that can (S3, chefops/storage_s3.py) upload it from its path
+    """A dump on disk: storages that can (S3, chefops/ops/storage_s3.py) upload it from its path
     in parts instead of reading it into memory."""
 
     def __init__(self, file: IO[bytes], path: Path) -> None:
@@ -53,10 +63,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ops.require_postgres("backup")
-        pg_dump = ops.matching_pg_tool("pg_dump")
+        require_postgres("backup")
+        pg_dump = matching_pg_tool("pg_dump")
         folder = Path(options["dir"]) if options["dir"] else None
-        backups = ops.backup_storage(folder)
+        backups = backup_storage(folder)
         retention = options["retention_days"]
         if retention is None:
             retention = settings.BACKUP_RETENTION_DAYS
@@ -66,7 +76,7 @@ class Command(BaseCommand):
         name = self._target(backups)
         where = storage.location_of(backups, name)
         cutoff = timezone.now() - timedelta(days=retention)
-        expired = [b for b in ops.backup_files(folder) if b.taken_at < cutoff]
+        expired = [b for b in backup_files(folder) if b.taken_at < cutoff]
         if options["dry_run"]:
             self.stdout.write(
                 f"dry run: would back up database {database} to {where} and delete "
@@ -89,13 +99,13 @@ class Command(BaseCommand):
                 backups.delete(backup.name)
                 deleted += 1
         self.stdout.write(
-            f"backup {where} ({ops.human_bytes(size)}, {size} bytes) of database {database} "
+            f"backup {where} ({human_bytes(size)}, {size} bytes) of database {database} "
             f"in {elapsed:.1f}s; deleted {deleted} backup(s) older than {retention} days"
         )
 
     @staticmethod
     def _pg_dump(pg_dump: str, into: Path) -> None:
-        result = ops.run_pg_tool(
+        result = run_pg_tool(
             [
                 pg_dump,
                 "--format=custom",
@@ -106,7 +116,7 @@ class Command(BaseCommand):
         )
         if result.returncode != 0:
             into.unlink(missing_ok=True)
-            raise ops.pg_tool_error("pg_dump", result)
+            raise pg_tool_error("pg_dump", result)
 
     def _dump_local(self, pg_dump: str, target: Path) -> int:
         # pg_dump writes to a side file: a failed or interrupted dump never looks like a backup.
@@ -131,7 +141,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _target(backups: Storage) -> str:
-        stamp = timezone.now().strftime(ops.BACKUP_STAMP_FORMAT)
+        stamp = timezone.now().strftime(BACKUP_STAMP_FORMAT)
         name = f"chefops-{stamp}.dump"
         suffix = 1
         while backups.exists(name):  # two backups within one second

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from chefops import ops
+from chefops.ops import alerts
 
 
 class Command(BaseCommand):
@@ -31,10 +31,10 @@ class Command(BaseCommand):
         if options["url"]:
             from chefops.management.commands.postdeploy_check import fetch_metrics
 
-            http = ops.http_stats(
+            http = alerts.http_stats(
                 fetch_metrics(options["url"], options["token"], options["timeout"])
             )
-        checks = ops.evaluate_alerts(http)
+        checks = alerts.evaluate_alerts(http)
         width = max(len(c.name) for c in checks)
         for check in checks:
             self.stdout.write(

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, connection, transaction
 
-from chefops import ops
+from chefops.ops import alerts, reports
 
 ENABLE_PG_STAT_STATEMENTS = (
     "to enable it: add `shared_preload_libraries = 'pg_stat_statements'` to postgresql.conf "
@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         limit = max(1, options["limit"])
-        size = ops.database_size_bytes()
+        size = reports.database_size_bytes()
         quota = settings.DB_SIZE_QUOTA_BYTES
         share = size / quota if quota else 0.0
         name = connection.settings_dict["NAME"]
@@ -45,12 +45,13 @@ class Command(BaseCommand):
             self._indexes(limit)
             self._connections()
         self._section("Size")
+        alert_ratio = alerts.thresholds().db_size_quota_ratio_max  # deploy/prometheus/alerts.yml
         self.stdout.write(
-            f"database size {ops.human_bytes(size)} ({size} bytes) = {share * 100:.1f}% of "
-            f"DB_SIZE_QUOTA_BYTES {ops.human_bytes(quota)}; alert above "
-            f"{ops.DB_SIZE_QUOTA_RATIO_MAX * 100:.0f}%"
+            f"database size {reports.human_bytes(size)} ({size} bytes) = {share * 100:.1f}% of "
+            f"DB_SIZE_QUOTA_BYTES {reports.human_bytes(quota)}; alert above "
+            f"{alert_ratio * 100:.0f}%"
         )
-        state = "OVER the alert threshold" if share > ops.DB_SIZE_QUOTA_RATIO_MAX else "ok"
+        state = "OVER the alert threshold" if share > alert_ratio else "ok"
         self.stdout.write(f"dbreport: {connection.vendor} database {name}, size {state}")
 
     def _section(self, title: str) -> None:
@@ -117,11 +118,11 @@ class Command(BaseCommand):
                 [
                     t.name,
                     "-" if t.rows is None else str(t.rows),
-                    ops.human_bytes(t.table_bytes),
-                    ops.human_bytes(t.index_bytes),
-                    ops.human_bytes(t.total_bytes),
+                    reports.human_bytes(t.table_bytes),
+                    reports.human_bytes(t.index_bytes),
+                    reports.human_bytes(t.total_bytes),
                 ]
-                for t in ops.table_sizes(limit)
+                for t in reports.table_sizes(limit)
             ],
         )
 
@@ -141,7 +142,10 @@ class Command(BaseCommand):
             rows = cursor.fetchall()
         self._table(
             ["index", "table", "size", "scans"],
-            [[name, table, ops.human_bytes(size), str(scans)] for name, table, size, scans in rows],
+            [
+                [name, table, reports.human_bytes(size), str(scans)]
+                for name, table, size, scans in rows
+            ],
         )
 
     def _connections(self) -> None:

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from prometheus_client.parser import text_string_to_metric_families
 
-from chefops import ops
+from chefops.ops import alerts
 
 # The deployment checklist is stricter than the paging alert (1 %).
 POSTDEPLOY_5XX_RATIO_MAX = 0.005
@@ -122,8 +122,8 @@ class Command(BaseCommand):
             time.sleep(options["interval"])
         waited = time.monotonic() - started
 
-        stats = ops.http_stats(
-            fetch_metrics(base, options["token"], timeout=10.0), exclude_routes=ops.PROBE_ROUTES
+        stats = alerts.http_stats(
+            fetch_metrics(base, options["token"], timeout=10.0), exclude_routes=alerts.PROBE_ROUTES
         )
         release = "" if expected is None else f" (version {expected})"
         figures = (

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from chefops import retention
 from chefops.management.retention_command import RetentionCommand, step_purge
+from chefops.ops import retention
 
 
 class Command(RetentionCommand):

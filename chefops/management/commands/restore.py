@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from chefops import ops, readcache
+from chefops import readcache
+from chefops.ops import backups
 from companies import principals
 
 
@@ -34,15 +35,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ops.require_postgres("restore")
-        pg_restore = ops.matching_pg_tool("pg_restore")
-        with ops.local_backup(options["file"]) as path:
+        backups.require_postgres("restore")
+        pg_restore = backups.matching_pg_tool("pg_restore")
+        with backups.local_backup(options["file"]) as path:
             self._restore(pg_restore, path, options)
 
     def _restore(self, pg_restore: str, path: Path, options: dict[str, Any]) -> None:
         given = options["file"]
-        ops.check_backup_file(path)
-        tables = ops.backup_table_names(path)
+        backups.check_backup_file(path)
+        tables = backups.backup_table_names(path)
         database = connections["default"].settings_dict["NAME"]
         if options["dry_run"]:
             self.stdout.write(
@@ -58,7 +59,7 @@ class Command(BaseCommand):
         # Our own idle connection must not hold locks the restore's DROPs wait for.
         connections.close_all()
         started = time.monotonic()
-        result = ops.run_pg_tool(
+        result = backups.run_pg_tool(
             [
                 pg_restore,
                 "--clean",
@@ -73,7 +74,7 @@ class Command(BaseCommand):
             ]
         )
         if result.returncode != 0:
-            error = ops.pg_tool_error("pg_restore", result)
+            error = backups.pg_tool_error("pg_restore", result)
             raise CommandError(f"restore failed, database left unchanged: {error}")
         # the data changed under every tenant's cached reads and cached principals
         readcache.invalidate_all()

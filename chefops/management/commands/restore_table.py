@@ -36,7 +36,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from psycopg import sql
 
-from chefops import ops, readcache
+from chefops import readcache
+from chefops.ops import backups
 from companies import principals
 
 SCHEMA = "public"
@@ -99,15 +100,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        ops.require_postgres("restore_table")
-        self.pg_restore = ops.matching_pg_tool("pg_restore")
-        with ops.local_backup(options["file"]) as path:
+        backups.require_postgres("restore_table")
+        self.pg_restore = backups.matching_pg_tool("pg_restore")
+        with backups.local_backup(options["file"]) as path:
             self._handle(path, options)
 
     def _handle(self, path: Path, options: dict[str, Any]) -> None:
         table: str = options["table"]
-        ops.check_backup_file(path)
-        in_backup = ops.backup_table_names(path, SCHEMA)
+        backups.check_backup_file(path)
+        in_backup = backups.backup_table_names(path, SCHEMA)
         if table not in in_backup:
             listed = ", ".join(in_backup[:30]) + (", ..." if len(in_backup) > 30 else "")
             raise CommandError(
@@ -245,7 +246,7 @@ class Command(BaseCommand):
                     "--file=-",
                     str(path),
                 ],
-                env=ops.pg_env(),
+                env=backups.pg_env(),
                 stdout=subprocess.PIPE,
                 stderr=stderr,
             )
@@ -266,7 +267,7 @@ class Command(BaseCommand):
                 # A damaged archive is the cause; a COPY error on its partial output is a symptom.
                 stderr.seek(0)
                 result = subprocess.CompletedProcess(process.args, returncode, b"", stderr.read())
-                raise ops.pg_tool_error("pg_restore", result) from failure
+                raise backups.pg_tool_error("pg_restore", result) from failure
             if isinstance(failure, psycopg.Error):
                 raise CommandError(
                     f"loading {table} from the backup failed: {failure}"

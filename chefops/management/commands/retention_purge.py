@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from chefops import retention
-from chefops.jobs import record_job_success
 from chefops.management.retention_command import RetentionCommand
-from chefops.retention_tasks import retention_lock
+from chefops.ops import retention
+from chefops.ops.jobs import record_job_success
+from chefops.ops.retention_tasks import retention_lock
 
 
 class Command(RetentionCommand):

@@ -10,7 +10,7 @@ Each is configured by one URL (README "Archive and backup storage"):
   AWS chain (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` in the environment, a profile,
   an instance role), or from the ``access_key_id`` / ``secret_access_key`` parameters.
 
-The STORAGES entries are built by chefops.storage_config (settings time); the helpers here work
+The STORAGES entries are built by chefops.ops.storage_config (settings time); the helpers here work
 on any Django storage, local or not.
 """
 

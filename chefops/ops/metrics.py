@@ -37,8 +37,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from chefops import ops
 from chefops.api.errors import api_not_found
+from chefops.ops import alerts, reports
 from webhooks.metrics import WebhooksCollector
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 HTTP_REQUESTS = Counter(
-    ops.REQUESTS_TOTAL,
+    alerts.REQUESTS_TOTAL,
     "HTTP requests by method, route template and status class.",
     ["method", "route", "status"],
 )
@@ -113,11 +113,11 @@ class OperationsCollector(Collector):
         return []  # registering must not run the queries
 
     def collect(self) -> Iterator[Metric]:
-        from chefops.jobs import job_statuses
+        from chefops.ops.jobs import job_statuses
 
         database_up = 1.0
         try:
-            size = ops.database_size_bytes()
+            size = reports.database_size_bytes()
         except DatabaseError as exc:
             logger.warning("metrics: database unavailable during scrape: %s", exc)
             connection.close_if_unusable_or_obsolete()
@@ -125,7 +125,7 @@ class OperationsCollector(Collector):
         else:
             yield _gauge("chefops_database_size_bytes", "Size of the database.", size)
         try:
-            outbox = ops.outbox_health() if database_up else None
+            outbox = reports.outbox_health() if database_up else None
         except DatabaseError as exc:
             logger.warning("metrics: outbox figures unavailable: %s", exc)
             outbox = None
@@ -150,7 +150,7 @@ class OperationsCollector(Collector):
             settings.DB_SIZE_QUOTA_BYTES,
         )
         try:
-            disk = ops.disk_usage()
+            disk = reports.disk_usage()
         except OSError as exc:
             logger.warning("metrics: disk usage unavailable: %s", exc)
         else:

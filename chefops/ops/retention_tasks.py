@@ -9,16 +9,16 @@ from datetime import timedelta
 
 from celery import shared_task
 
-from chefops.joblocks import job_lease, skip_reason
-from chefops.jobs import record_job_success
-from chefops.retention import retention_purge_all
+from chefops.ops.joblocks import job_lease, skip_reason
+from chefops.ops.jobs import record_job_success
+from chefops.ops.retention import retention_purge_all
 
 logger = logging.getLogger(__name__)
 
 JOB = "retention_purge"
 # A run commits per batch, so it cannot hold a transaction-level lock throughout, and a
 # session-level one is unsafe behind PgBouncer (transaction mode): a lease row instead
-# (chefops/joblocks.py). A run that dies leaves its lease to expire after this long, well
+# (chefops/ops/joblocks.py). A run that dies leaves its lease to expire after this long, well
 # before the next day's run; no run lasts nearly as long (the task's hard limit is minutes).
 LEASE_TTL = timedelta(hours=6)
 

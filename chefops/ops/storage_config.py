@@ -1,7 +1,7 @@
-"""Settings-time half of chefops.storage: one STORAGES entry from an *_STORAGE_URL.
+"""Settings-time half of chefops.ops.storage: one STORAGES entry from an *_STORAGE_URL.
 
 No Django import here: chefops.settings imports this module. The URL forms are described in
-chefops/storage.py and README "Archive and backup storage".
+chefops/ops/storage.py and README "Archive and backup storage".
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-S3_BACKEND = "chefops.storage_s3.S3Storage"
+S3_BACKEND = "chefops.ops.storage_s3.S3Storage"
 LOCAL_BACKEND = "django.core.files.storage.FileSystemStorage"
-SETTING_DIR_BACKEND = "chefops.storage.SettingDirStorage"
+SETTING_DIR_BACKEND = "chefops.ops.storage.SettingDirStorage"
 
 _S3_PARAMS = {
     "endpoint_url": "endpoint_url",

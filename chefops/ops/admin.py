@@ -11,9 +11,9 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
-from chefops import ops
 from chefops.health import broker_ok, cache_ok, database_ok
-from chefops.jobs import job_statuses
+from chefops.ops import alerts, backups, reports
+from chefops.ops.jobs import job_statuses
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +40,13 @@ def operations_view(request: HttpRequest) -> TemplateResponse:
             ("Broker", broker_ok()),
         ],
         "dead_events_url": _dead_events_url(),
-        "alerts": ops.evaluate_alerts(),
+        "alerts": alerts.evaluate_alerts(),
         "jobs": [
             {
                 "name": job.job,
                 "period_seconds": job.period_seconds,
                 "last_success": job.last_success,
-                "age": ops.human_age(job.age_seconds),
+                "age": reports.human_age(job.age_seconds),
                 "stale": job.stale,
             }
             for job in job_statuses()
@@ -56,27 +56,27 @@ def operations_view(request: HttpRequest) -> TemplateResponse:
         "database_error": "",
     }
     try:
-        context["outbox"] = ops.outbox_health()
+        context["outbox"] = reports.outbox_health()
         context["tables"] = [
             {
                 "name": t.name,
                 "rows": t.rows,
-                "table": ops.human_bytes(t.table_bytes),
-                "indexes": ops.human_bytes(t.index_bytes),
-                "total": ops.human_bytes(t.total_bytes),
+                "table": reports.human_bytes(t.table_bytes),
+                "indexes": reports.human_bytes(t.index_bytes),
+                "total": reports.human_bytes(t.total_bytes),
             }
-            for t in ops.table_sizes(limit=25)
+            for t in reports.table_sizes(limit=25)
         ]
     except DatabaseError as exc:
         logger.warning("operations page: database error: %s", exc)
         context["database_error"] = str(exc)
-    backup = ops.latest_backup()
+    backup = backups.latest_backup()
     context["backup"] = (
         {
             "name": backup.path.name,
-            "size": ops.human_bytes(backup.size),
+            "size": reports.human_bytes(backup.size),
             "taken_at": backup.taken_at,
-            "age": ops.human_age(backup.age_seconds),
+            "age": reports.human_age(backup.age_seconds),
         }
         if backup
         else None

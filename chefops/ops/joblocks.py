@@ -34,10 +34,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chefops.jobs import JOB_PERIODS
 from chefops.models import ScheduledJob
+from chefops.ops.jobs import JOB_PERIODS
 
-logger = logging.getLogger("chefops.jobs")
+logger = logging.getLogger("chefops.ops.jobs")
 
 
 def period_start(job: str, now: datetime | None = None) -> datetime:

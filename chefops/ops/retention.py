@@ -1,7 +1,7 @@
 """Retention purges (SPEC §5.5): deleted companies, processed outbox events, old archives.
 
 Archives are gzip-compressed JSON lines in the "archives" Django storage (ARCHIVE_STORAGE_URL:
-an S3-compatible bucket, or by default the local ARCHIVE_DIR; chefops/storage.py), one object
+an S3-compatible bucket, or by default the local ARCHIVE_DIR; chefops/ops/storage.py), one object
 per row in the shape of Django's "python" serializer:
 ``{"model": "app.model", "pk": ..., "fields": {...}}``.
 
@@ -48,7 +48,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chefops import storage
+from chefops.ops import storage
 from companies.models import Company
 from companies.services import auth_tokens_purge_expired
 from contracts.models import Contract, ContractWeekday
