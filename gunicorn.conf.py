@@ -76,7 +76,7 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "true").strip().lower() in ("1"
 # each other, and a container's home may not be writable. Nothing here uses it.
 control_socket_disable = True
 
-# --- Prometheus multiprocess mode (chefops/metrics.py) -------------------------------------
+# --- Prometheus multiprocess mode (chefops/ops/metrics.py) -------------------------------------
 # Every worker writes its metric values to mmap files in this directory and /metrics sums
 # them, so a scrape is right whichever worker answers. Set before any worker imports
 # prometheus_client (workers inherit the master's environment). Without PROMETHEUS_MULTIPROC_DIR
