@@ -7,6 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils.module_loading import import_string
 
 from chefops import redis_layout
 
@@ -67,4 +70,26 @@ def database_connection_budget(app_configs: Any = None, **kwargs: Any) -> list[c
             ),
             id="chefops.W010",
         )
+    ]
+
+
+# Django's security.W002/W003 match the middleware's exact dotted path; the settings install
+# subclasses that skip /api and /metrics, so these checks accept any subclass instead.
+PROTECTIONS = (
+    ("chefops.W002", XFrameOptionsMiddleware, "the clickjacking protection (X-Frame-Options)"),
+    ("chefops.W003", CsrfViewMiddleware, "the cross-site request forgery protection"),
+)
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def browser_protections(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    installed = [import_string(path) for path in settings.MIDDLEWARE]
+    return [
+        checks.Warning(
+            f"No {base.__module__}.{base.__name__} (or a subclass) in MIDDLEWARE: the admin "
+            f"pages are served without {what}.",
+            id=check_id,
+        )
+        for check_id, base, what in PROTECTIONS
+        if not any(isinstance(cls, type) and issubclass(cls, base) for cls in installed)
     ]

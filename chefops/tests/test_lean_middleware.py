@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from chefops.checks import browser_protections
 from chefops.middleware import serves_admin_middleware
 
 ADMIN_ONLY_HEADERS = ("Set-Cookie", "X-Frame-Options")
@@ -98,3 +99,18 @@ def test_the_admin_system_checks_find_its_middleware() -> None:
 
     problems = [m for m in checks.run_checks() if (m.id or "").startswith("admin.")]
     assert problems == []
+
+
+def test_the_deploy_checks_see_the_csrf_and_clickjacking_subclasses(settings: Any) -> None:
+    assert browser_protections() == []
+    settings.MIDDLEWARE = [
+        path
+        for path in settings.MIDDLEWARE
+        if not path.endswith(("CsrfViewMiddleware", "XFrameOptionsMiddleware"))
+    ]
+    assert sorted(message.id for message in browser_protections()) == [
+        "chefops.W002",
+        "chefops.W003",
+    ]
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.csrf.CsrfViewMiddleware"]
+    assert [message.id for message in browser_protections()] == ["chefops.W002"]
