@@ -108,7 +108,7 @@ def test_the_deploy_checks_see_the_csrf_and_clickjacking_subclasses(settings: An
         for path in settings.MIDDLEWARE
         if not path.endswith(("CsrfViewMiddleware", "XFrameOptionsMiddleware"))
     ]
-    assert sorted(message.id for message in browser_protections()) == [
+    assert sorted(str(message.id) for message in browser_protections()) == [
         "chefops.W002",
         "chefops.W003",
     ]
