@@ -1,8 +1,9 @@
-"""Login and session-status under load, against gunicorn as in production.
+"""Login and session-status under load, against gunicorn in the production settings.
 
     .venv/bin/python bench/login_bench.py [--clients 16] [--duration 15]
 
-Creates/migrates/seeds its own database (``--database-url``, default
+Creates/migrates/seeds its own database (development settings, as ``make run``; the server
+then runs ``DJANGO_ENV=production`` as bench/http_load.py does) (``--database-url``, default
 ``postgres://postgres@127.0.0.1:5432/chefops_bench_accounts``), starts
 ``gunicorn chefops.wsgi -c gunicorn.conf.py`` on a free port, then measures with N concurrent
 clients (threads, one keep-alive ``http.client`` connection each, bounded duration):
@@ -38,6 +39,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.http_load import PROXY_HEADERS, bench_cache_prefix, clear_cache_prefix  # noqa: E402
+
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/chefops_bench_accounts"
 DEMO_PASSWORD = "password123"  # noqa: S105 - the public demo password
 DEMO_EMAILS = [
@@ -113,6 +117,34 @@ def server_env(args: argparse.Namespace, port: int) -> dict[str, str]:
     env.pop("MALLOC_ARENA_MAX", None)
     if args.malloc_arena_max:
         env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
+    return env
+
+
+def web_env(args: argparse.Namespace, port: int, cache_prefix: str) -> dict[str, str]:
+    """The web server's environment: the production settings, as bench/http_load.py runs them
+    (every request comes with the platform router's X-Forwarded-* headers, PROXY_HEADERS),
+    with this benchmark's choices (rate limits off, workers, malloc arenas)."""
+    from bench.http_load import server_env as production_env
+
+    if not args.redis_url:
+        raise SystemExit("the production settings need Redis (--redis-url)")
+    env = production_env(
+        args.database_url, port, redis_url=args.redis_url, cache_prefix=cache_prefix
+    )
+    # The read cache's setting as in production (http_load.py switches it per mode).
+    env.pop("READ_CACHE_SECONDS", None)
+    env.pop("AUTH_CACHE_SECONDS", None)
+    setup = server_env(args, port)
+    for name in (
+        "AUTH_THROTTLE_IP_RATE",
+        "AUTH_THROTTLE_EMAIL_RATE",
+        "GUNICORN_LOGLEVEL",
+        "WEB_CONCURRENCY",
+        "MALLOC_ARENA_MAX",
+    ):
+        env.pop(name, None)
+        if name in setup:
+            env[name] = setup[name]
     return env
 
 
@@ -261,6 +293,7 @@ def run_phase(name: str, port: int, clients: int, duration: float, make: Request
         i = 0
         while time.monotonic() < deadline[0]:
             method, path, body, headers = make(number, i)
+            headers = {**PROXY_HEADERS, **headers}
             i += 1
             began = time.monotonic()
             try:
@@ -307,7 +340,7 @@ def access_token(port: int) -> str:
         "POST",
         "/api/auth/login",
         body=json.dumps({"email": DEMO_EMAILS[0], "password": DEMO_PASSWORD}),
-        headers={"Content-Type": "application/json"},
+        headers={**PROXY_HEADERS, "Content-Type": "application/json"},
     )
     response = conn.getresponse()
     payload = json.loads(response.read())
@@ -323,14 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_database(args.database_url)
     port = free_port()
-    env = server_env(args, port)
+    setup = server_env(args, port)
     print("migrating and seeding", urlsplit(args.database_url).path.lstrip("/"), "...")
-    manage(env, "migrate", "--noinput")
-    manage(env, "seed_demo")
+    manage(setup, "migrate", "--noinput")
+    manage(setup, "seed_demo")
+    cache_prefix = bench_cache_prefix("login")
     proc = subprocess.Popen(
         [str(ROOT / ".venv/bin/gunicorn"), "chefops.wsgi", "-c", "gunicorn.conf.py"],
         cwd=ROOT,
-        env=env,
+        env=web_env(args, port, cache_prefix),
         start_new_session=True,
     )
     sampler = MemorySampler(proc.pid)
@@ -370,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+        clear_cache_prefix(args.redis_url, cache_prefix)
 
     workers = sorted(sampler.peak_worker_kib.values(), reverse=True)
     figures = {

@@ -37,7 +37,9 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/chefops_bench_http"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 
 
-def production_env(db_url: str, redis_url: str, prefix: str) -> dict[str, str]:
+def production_env(
+    db_url: str, redis_url: str, prefix: str, read_cache_seconds: int = 0
+) -> dict[str, str]:
     """What DJANGO_ENV=production requires (chefops/settings.py), for a local benchmark."""
     return {
         "DJANGO_ENV": "production",
@@ -49,7 +51,7 @@ def production_env(db_url: str, redis_url: str, prefix: str) -> dict[str, str]:
         "METRICS_TOKEN": "bench-metrics-token",
         "NUM_PROXIES": "1",
         "LOG_LEVEL": "WARNING",
-        "READ_CACHE_SECONDS": "0",
+        "READ_CACHE_SECONDS": str(read_cache_seconds),
         "AUTH_CACHE_SECONDS": "300",
         "ACCESS_TOKEN_MINUTES": "240",
         "DEMO_SEED_ENABLED": "false",
@@ -113,8 +115,14 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS))
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--routes", default="bare,health,list,range")
+    parser.add_argument("--routes", default="bare,health,list,range,report,metrics")
+    parser.add_argument(
+        "--read-cache",
+        action="store_true",
+        help="READ_CACHE_SECONDS=300: every measured request a hit of the read cache",
+    )
     parser.add_argument("--profile", default="", help="a route name: cProfile it instead")
+    parser.add_argument("--callers", default="", help="with --profile: who calls these functions")
     parser.add_argument(
         "--no-conn-health-checks",
         action="store_true",
@@ -125,7 +133,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     prefix = f"chefops-bench-cpu-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.environ.update(production_env(args.db_url, args.redis_url, prefix))
+    os.environ.update(
+        production_env(args.db_url, args.redis_url, prefix, 300 if args.read_cache else 0)
+    )
     os.environ["DJANGO_SETTINGS_MODULE"] = "chefops.settings"
     # As under gunicorn (gunicorn.conf.py): metrics in mmap files, one set per process.
     metrics_dir = tempfile.TemporaryDirectory(prefix="chefops-bench-metrics-")
@@ -142,6 +152,7 @@ def main() -> None:
     from chefops.wsgi import application
     from companies.models import User
     from contracts.models import Contract
+    from servicedays import rules
     from servicedays.management.commands.bench_data import catering_email, client_email
 
     client = User.objects.select_related("company").get(email=client_email(0))
@@ -163,6 +174,13 @@ def main() -> None:
             f"?from={(today - timedelta(days=29)).isoformat()}&to={today.isoformat()}",
             client_token,
         ),
+        "report": (
+            application,
+            f"/api/contracts/{contract.pk}/reports/weekly"
+            f"?weekStart={(rules.monday_of_week(today) - timedelta(days=7)).isoformat()}",
+            client_token,
+        ),
+        "metrics": (application, "/api/contracts/finance-metrics", client_token),
     }
     try:
         for name in args.routes.split(","):
@@ -182,6 +200,8 @@ def main() -> None:
             stats = pstats.Stats(profiler, stream=out).strip_dirs()
             stats.sort_stats("tottime").print_stats(35)
             stats.sort_stats("cumulative").print_stats(45)
+            if args.callers:
+                stats.print_callers(args.callers)
             print(out.getvalue())
             return
         load = os.getloadavg()[0]

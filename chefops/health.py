@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from pathlib import Path
@@ -171,3 +172,142 @@ class ReadinessView(APIView):
             "checks": checks,
         }
         return Response(body, status=200 if ok else 503)
+
+
+# --- /api/health before Django (issue #18) ---------------------------------------------------
+# A liveness probe needs none of Django's request machinery: no routing, authentication,
+# negotiation, session or CSRF. Answered through Django, its Python cost was 2-4 times the web
+# server's own per request; answered here, in front of Django, it costs about as much as a bare
+# WSGI app. Only the plain probe takes this path — GET or HEAD of /api/health(/) with no query
+# string, no body and no Origin header — and it answers exactly what the Django view would (the
+# same body, the status, the security, CORS-Vary and request-id headers; test_health_fast_path
+# compares both paths header for header), counted in the same request metrics. Anything else
+# (a query string, a browser's cross-origin request, OPTIONS, another method) goes to Django.
+
+_FAST_METHODS = frozenset({"GET", "HEAD"})
+_FAST_PATHS = frozenset({"/api/health", "/api/health/"})
+_HEALTH_ROUTE = "api/health"
+
+
+def _security_headers(secure: bool) -> list[tuple[str, str]]:
+    """What django.middleware.security.SecurityMiddleware adds to a response (the settings as
+    they are when the fast path is built)."""
+    headers: list[tuple[str, str]] = []
+    if settings.SECURE_HSTS_SECONDS and secure:
+        value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+            value += "; includeSubDomains"
+        if settings.SECURE_HSTS_PRELOAD:
+            value += "; preload"
+        headers.append(("Strict-Transport-Security", value))
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append(("X-Content-Type-Options", "nosniff"))
+    policy = settings.SECURE_REFERRER_POLICY
+    if policy:
+        if not isinstance(policy, str):
+            policy = ",".join(policy)
+        headers.append(("Referrer-Policy", policy.strip()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append(("Cross-Origin-Opener-Policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY))
+    return headers
+
+
+def _is_secure(environ: dict[str, Any]) -> bool:
+    """HttpRequest.is_secure() for this environ (SECURE_PROXY_SSL_HEADER, then the scheme)."""
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        header, secure_value = proxy
+        value = environ.get(header)
+        if value is not None:
+            return str(value).split(",", 1)[0].strip() == secure_value
+    return bool(environ.get("wsgi.url_scheme") == "https")
+
+
+def health_fast_path(app: Any) -> Any:
+    """``app`` (Django's WSGI handler), with the plain liveness probe answered in front of it."""
+    from django.core import signals
+    from django.core.handlers.wsgi import WSGIHandler
+    from rest_framework.settings import api_settings
+
+    from chefops.logging import request_id_var
+    from chefops.middleware import new_request_id, valid_request_id
+    from chefops.ops.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+    ensure_ascii = not api_settings.UNICODE_JSON
+    # corsheaders varies every /api response on Origin; DRF names what the view allows.
+    fixed = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Allow", "GET, HEAD, OPTIONS"),
+        ("Vary", "origin"),
+    ]
+    security = {secure: _security_headers(secure) for secure in (False, True)}
+    # Each process's labelled children, made at its first probe: never in gunicorn's master
+    # (the app is preloaded before the metrics directory exists), where values would be
+    # bound to the master's file.
+    children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(method: str, status: int, elapsed: float) -> None:
+        pair = children.get((method, status))
+        if pair is None:
+            pair = children[method, status] = (
+                HTTP_REQUESTS.labels(method, _HEALTH_ROUTE, f"{status // 100}xx"),
+                HTTP_LATENCY.labels(method, _HEALTH_ROUTE),
+            )
+        pair[0].inc()
+        pair[1].observe(elapsed)
+
+    reasons = {200: "200 OK", 503: "503 Service Unavailable"}
+
+    def application(environ: dict[str, Any], start_response: Any) -> Any:
+        method = environ.get("REQUEST_METHOD")
+        if (
+            method not in _FAST_METHODS
+            or environ.get("PATH_INFO") not in _FAST_PATHS
+            or environ.get("QUERY_STRING")
+            or "HTTP_ORIGIN" in environ
+            or environ.get("CONTENT_LENGTH", "0") not in ("", "0")
+            or "HTTP_TRANSFER_ENCODING" in environ
+        ):
+            return app(environ, start_response)
+        started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if valid_request_id(incoming) else new_request_id()
+        token = request_id_var.set(request_id)
+        try:
+            ok = _probe_as_a_request(environ)
+        finally:
+            request_id_var.reset(token)
+        status = 200 if ok else 503
+        body = json.dumps(
+            {
+                "status": "ok" if ok else "error",
+                "timestamp": iso_ms(timezone.now()),
+                "database": "connected" if ok else "disconnected",
+                "uptime": _uptime(),
+                "version": settings.RELEASE_VERSION,
+            },
+            ensure_ascii=ensure_ascii,
+            separators=(",", ":"),
+        ).encode()
+        headers = [
+            *fixed,
+            ("Content-Length", str(len(body))),
+            *security[_is_secure(environ)],
+            ("X-Request-ID", request_id),
+        ]
+        start_response(reasons[status], headers)
+        observe(method, status, time.perf_counter() - started)
+        return [body]
+
+    def _probe_as_a_request(environ: dict[str, Any]) -> bool:
+        if time.monotonic() < _database_ok_until:
+            return True
+        # A real probe, inside the signals of a Django request: their receivers close an
+        # obsolete connection and return a pooled one, as for any request.
+        signals.request_started.send(sender=WSGIHandler, environ=environ)
+        try:
+            return database_recently_ok()
+        finally:
+            signals.request_finished.send(sender=WSGIHandler)
+
+    return application

@@ -27,9 +27,14 @@ HEALTH_PATHS = frozenset({"/api/health", "/api/health/ready"})
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
-def _new_request_id() -> str:
+def new_request_id() -> str:
     """32 lowercase hex digits, as ``uuid.uuid4().hex`` (the format logs and clients see)."""
     return uuid.uuid4().hex
+
+
+def valid_request_id(incoming: str) -> bool:
+    """Whether a client's X-Request-ID is kept (else the response carries a new one)."""
+    return _VALID_REQUEST_ID.match(incoming) is not None
 
 
 class RequestIdMiddleware:
@@ -40,7 +45,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else _new_request_id()
+        request_id = incoming if valid_request_id(incoming) else new_request_id()
         request.request_id = request_id  # type: ignore[attr-defined]
         token = request_id_var.set(request_id)
         try:

@@ -252,8 +252,13 @@ CARRIED_HEADERS = ("X-Total-Count", "Link")
 
 
 def request_key(request: Request) -> str:
-    """What a cached response is keyed by: the negotiated media type and the full URL."""
-    return f"{request.accepted_media_type} {request.build_absolute_uri()}"
+    """What a cached response is keyed by: the negotiated media type and the full URL (made
+    once per request: the prefetch and the lookup both ask)."""
+    key: str | None = getattr(request, "_read_cache_key", None)
+    if key is None:
+        key = f"{request.accepted_media_type} {request.build_absolute_uri()}"
+        request._read_cache_key = key  # type: ignore[attr-defined]
+    return key
 
 
 def cached_response(

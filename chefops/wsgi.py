@@ -4,6 +4,9 @@ A request whose declared body is larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is 
 the API's error shape before Django runs: no view reads such a body (DRF's parsers would read
 it whole into memory; Django checks the limit only for ``request.body`` and forms), and the
 worker (chefops/serving.py) closes the connection after that answer instead of draining it.
+
+The plain liveness probe (``GET /api/health``) is answered in front of Django, as the Django
+view would answer it (``chefops.health.health_fast_path``, issue #18).
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ def _application() -> WSGIApp:
     django_app = get_wsgi_application()
     from django.conf import settings
 
-    return declared_body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    from chefops.health import health_fast_path
+
+    return health_fast_path(declared_body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
 
 
 application = _application()

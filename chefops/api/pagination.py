@@ -12,12 +12,12 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from django.db.models import QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.urls import replace_query_param
 
 from chefops.api.errors import BadRequest
 from chefops.api.fields import DB_INT_MAX
@@ -67,6 +67,26 @@ def _paging(request: Request) -> tuple[int, int]:
     )
 
 
+def page_urls(url: str, limit: int) -> Callable[[int], str]:
+    """``number -> url`` with ``limit`` and ``page=number`` in its query: the URL DRF's
+    ``replace_query_param(replace_query_param(url, "limit", limit), "page", number)`` makes
+    (parameters sorted by name, each other one kept as sent), the query parsed and encoded
+    once instead of twice per link (a tenth of a paged list's CPU, issue #18)."""
+    scheme, netloc, path, query, fragment = urlsplit(url)
+    params = parse_qs(query, keep_blank_values=True)
+    params.pop("page", None)
+    params["limit"] = [str(limit)]
+    names = sorted([*params, "page"])
+    encoded = {name: urlencode([(name, params[name])], doseq=True) for name in params}
+
+    def page_url(number: int) -> str:
+        encoded["page"] = f"page={number}"
+        query = "&".join(encoded[name] for name in names)
+        return urlunsplit((scheme, netloc, path, query, fragment))
+
+    return page_url
+
+
 class PagePagination(BasePagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.request = request
@@ -106,11 +126,7 @@ class PagePagination(BasePagination):
     def links(self) -> list[tuple[str, str]]:
         url = self.request.build_absolute_uri()
         last = max(1, math.ceil(self.total / self.limit))
-
-        def page_url(number: int) -> str:
-            with_limit = replace_query_param(url, "limit", self.limit)
-            return str(replace_query_param(with_limit, "page", number))
-
+        page_url = page_urls(url, self.limit)
         out = [("first", page_url(1))]
         if self.page > 1:
             out.append(("prev", page_url(min(self.page - 1, last))))
