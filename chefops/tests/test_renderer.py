@@ -59,3 +59,71 @@ def test_indent_and_empty_bodies() -> None:
     assert renderer.render(None) == b""
     indented = renderer.render({"a_b": 1}, "application/json; indent=2")
     assert indented == b'{\n  "aB": 1\n}'
+
+
+def reference_camelize(data: Any) -> Any:
+    """The key walk as it was before its fast paths (issue #18): the specification."""
+    from collections.abc import Mapping
+
+    from chefops.api.renderers import camel_key
+
+    if isinstance(data, (CamelList, CamelDict)):
+        return data
+    if isinstance(data, Mapping):
+        return {
+            camel_key(k) if isinstance(k, str) else k: reference_camelize(v)
+            for k, v in data.items()
+        }
+    if isinstance(data, (list, tuple)):
+        return [reference_camelize(item) for item in data]
+    return data
+
+
+def test_the_fast_key_walk_is_the_reference_walk() -> None:
+    from collections import OrderedDict
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rest_framework.utils.serializer_helpers import ReturnDict, ReturnList
+
+    leaves = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False),
+        st.text(max_size=5),
+        st.decimals(allow_nan=False, allow_infinity=False),
+        st.dates(),
+        st.datetimes(timezones=st.just(UTC)),
+        st.uuids(),
+        st.just(lazy_text()),
+    )
+    from rest_framework.serializers import Serializer
+
+    SERIALIZER: Serializer[Any] = Serializer()  # noqa: N806 - what DRF's serializer.data carries along
+    keys = st.one_of(st.sampled_from(["a_b", "service_date", "x", "already_camel"]), st.integers())
+
+    def containers(children: Any) -> Any:
+        pairs = st.dictionaries(keys, children, max_size=4)
+        return st.one_of(
+            st.lists(children, max_size=4),
+            st.lists(children, max_size=3).map(tuple),
+            pairs,
+            pairs.map(OrderedDict),
+            pairs.map(lambda d: ReturnDict(d, serializer=SERIALIZER)),
+            st.lists(children, max_size=3).map(lambda v: ReturnList(v, serializer=SERIALIZER)),
+            pairs.map(lambda d: CamelDict({str(k): v for k, v in d.items()})),
+            st.lists(children, max_size=3).map(CamelList),
+        )
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.recursive(leaves, containers, max_leaves=20))
+    def check(data: Any) -> None:
+        ours, reference = camelize(data), reference_camelize(data)
+        assert ours == reference
+        assert type(ours) is type(reference)
+        assert CamelCaseJSONRenderer().render({"v": data}) == CamelCaseJSONRenderer().render(
+            {"v": reference}
+        )
+
+    check()
