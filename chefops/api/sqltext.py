@@ -49,6 +49,8 @@ def uuid_sql(column: str) -> str:
 
 
 def uuid_text(value: Any) -> str:
+    if type(value) is str and len(value) == 36:  # PostgreSQL's text: hundreds per page
+        return value
     if isinstance(value, uuid.UUID):
         return str(value)
     text = str(value)
