@@ -49,12 +49,13 @@ def database_recently_ok() -> bool:
 
 def database_ok() -> bool:
     try:
-        # With CONN_HEALTH_CHECKS, a persistent connection's first use in a request runs
-        # Django's own ``SELECT 1`` (closing it if that fails): when it passes here, that
-        # was the probe, and a second round trip would only halve the probe's throughput.
+        # With CONN_HEALTH_CHECKS, a persistent connection's first use in a request may run
+        # Django's own ``SELECT 1`` (closing it if that fails; our backend runs it only when
+        # the socket shows trouble, chefops/db/postgresql/base.py): when it ran and passed
+        # here, that was the probe, and a second round trip would only halve its throughput.
         db: Any = connection  # the health-check flags are not in django-stubs
         db.close_if_health_check_failed()
-        if db.connection is not None and db.health_check_enabled and db.health_check_done:
+        if db.connection is not None and getattr(db, "health_check_probed", False):
             return True
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -156,11 +156,15 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _db["ENGINE"] = "django.db.backends.postgresql"
     _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # Checked at each request's first use, by a round trip only when the socket shows trouble
+    # (chefops/db/postgresql/base.py).
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {})
     _db["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=2))
     _db["OPTIONS"].setdefault("application_name", "chefops")
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
+if IS_POSTGRES:
+    _db["ENGINE"] = "chefops.db.postgresql"  # Django's backend, a cheaper health check
 if not IS_POSTGRES:
     # Covering indexes (Index(include=...)) are a PostgreSQL optimisation; SQLite builds the
     # same index without the extra columns, which is all single-machine mode needs. Silenced

@@ -54,9 +54,10 @@ def test_health_probes_the_database_once_and_survives_a_dropped_connection() -> 
         assert res.status_code == 200
         return res.json(), len(queries.captured_queries)
 
-    # Django's health check (an uncaptured SELECT 1) was the probe: no second statement
-    assert next_request(health_checks=True)[1] == 0
-    assert next_request(health_checks=False)[1] == 1  # without it, the view's own SELECT 1
+    # The backend's health check found the idle socket quiet and made no round trip: the view's
+    # SELECT 1 is the probe, the only statement (chefops/db/postgresql/base.py).
+    assert next_request(health_checks=True)[1] == 1
+    assert next_request(health_checks=False)[1] == 1
     assert connection.connection is not None
     connection.connection.close()  # the server dropped the connection between requests
     body, _ = next_request(health_checks=True)

@@ -293,7 +293,7 @@ PRODUCTION: dict[str, Check] = {
     "DATABASE_URL": Check(
         "postgres://probe_user:pw@127.0.0.1:1/probe_db",
         f"[{_DB}['ENGINE'], {_DB}['NAME'], {_DB}['USER'], {_DB}['HOST'], {_DB}['PORT']]",
-        ["django.db.backends.postgresql", "probe_db", "probe_user", "127.0.0.1", 1],
+        ["chefops.db.postgresql", "probe_db", "probe_user", "127.0.0.1", 1],
     ),
     "CONN_MAX_AGE": Check("17", f"{_DB}['CONN_MAX_AGE']", 17),
     # Off here, so that CONN_MAX_AGE above holds (a pool excludes persistent connections);

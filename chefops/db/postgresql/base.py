@@ -1,0 +1,54 @@
+"""Django's PostgreSQL backend, with a health check that costs a round trip only when the
+connection shows a sign of trouble (issue #18).
+
+Django's ``CONN_HEALTH_CHECKS`` runs ``SELECT 1`` on a persistent connection at its first use
+in every request: a round trip and a statement per request (10-15 % of a data read's CPU,
+docs/benchmarks.md), whose purpose is to reconnect instead of failing the request when the
+connection died while idle. A connection the server ended — a restart, ``pg_terminate_backend``,
+an idle timeout, PgBouncer going away — has something to read on its socket while idle (the
+server's last message or the end of the stream); so does one the client side closed. This
+backend looks at the socket first (one ``poll`` with no wait): nothing to read, the connection
+is used as it is; anything to read, Django's ``SELECT 1`` check runs and a dead connection is
+replaced before the request's first query. A connection whose peer vanished without a word (a
+network partition) fails its next statement either way, as it would have failed the check.
+"""
+
+from __future__ import annotations
+
+import select
+from typing import Any
+
+from django.db.backends.postgresql import base
+
+
+def idle_socket_is_quiet(connection: Any) -> bool:
+    """Whether an idle psycopg connection is open with nothing waiting on its socket."""
+    if connection.closed or connection.broken:
+        return False
+    try:
+        fileno = connection.fileno()
+    except Exception:  # noqa: BLE001 - a connection without a socket is not quiet
+        return False
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return not poller.poll(0)
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    # Whether this request's health check was a real round trip (``/api/health`` only trusts
+    # that one as its database probe: chefops/health.py).
+    health_check_probed = False
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        self.health_check_probed = False
+        super().close_if_unusable_or_obsolete()
+
+    def close_if_health_check_failed(self) -> None:
+        this: Any = self  # the health-check flags are not in django-stubs
+        checked = this.connection is not None and this.health_check_enabled and not this.pool
+        if checked and not this.health_check_done and idle_socket_is_quiet(this.connection):
+            this.health_check_done, self.health_check_probed = True, False
+            return
+        if checked:
+            self.health_check_probed = self.health_check_probed or not this.health_check_done
+        super().close_if_health_check_failed()
