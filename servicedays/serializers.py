@@ -16,7 +16,7 @@ from chefops.api.shapes import Shape
 from servicedays import rules
 from servicedays.models import ServiceDay, ServiceDayStatus
 
-if TYPE_CHECKING:  # the selectors build their rows with SERVICE_DAY below
+if TYPE_CHECKING:  # type-only: servicedays.selectors imports SERVICE_DAY from this module
     from servicedays.selectors import WeeklyReport
 
 # --- Input ------------------------------------------------------------------------------------
