@@ -13,19 +13,13 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
-from chefops.api.renderers import CamelDict, CamelList
-from chefops.api.sqltext import (
-    VendorSql,
-    as_uuid,
-    date_text,
-    iso_ms_sql,
-    iso_ms_text,
-    uuid_text,
-)
+from chefops.api.renderers import CamelList
+from chefops.api.sqltext import VendorSql, as_uuid, uuid_text
 from companies.models import Company, CompanyType
 from contracts.models import Contract
 from servicedays import rules
 from servicedays.models import ServiceDay, ServiceDayStatus
+from servicedays.serializers import SERVICE_DAY
 
 NOT_A_PARTY = "Not authorized to view this contract"
 REPORT_NOT_A_PARTY = "Only the catering or client company can view this report"
@@ -101,12 +95,9 @@ class ReportDay(NamedTuple):
 
 
 def _build_first_rows_sql() -> str:
-    iso = iso_ms_sql
+    # The party columns, then ServiceDaySerializer's fields in its order (SERVICE_DAY).
     return f"""
-SELECT c.catering_company_id, c.client_company_id,
-       sd.id, sd.contract_id, sd.service_date, sd.expected_quantity, sd.served_quantity,
-       {iso("sd.expected_confirmed_at")}, {iso("sd.served_confirmed_at")}, sd.status,
-       {iso("sd.created_at")}, {iso("sd.updated_at")}
+SELECT c.catering_company_id, c.client_company_id, {SERVICE_DAY.select("sd")}
 FROM {_CONTRACT} c
 LEFT JOIN {_DAY} sd
        ON sd.contract_id = c.id AND sd.service_date >= %s AND sd.service_date <= %s
@@ -139,35 +130,8 @@ def service_days_first_rows(
         raise contract_not_found(contract_id)
     if company.pk not in (as_uuid(rows[0][0]), as_uuid(rows[0][1])):
         raise Forbidden(NOT_A_PARTY)
-    return CamelList(
-        CamelDict(
-            id=uuid_text(day_id),
-            contractId=uuid_text(day_contract),
-            serviceDate=date_text(service_date),
-            expectedQuantity=expected,
-            servedQuantity=served,
-            expectedConfirmedAt=iso_ms_text(expected_at),
-            servedConfirmedAt=iso_ms_text(served_at),
-            status=status,
-            createdAt=iso_ms_text(created_at),
-            updatedAt=iso_ms_text(updated_at),
-        )
-        for (
-            _cat,
-            _cli,
-            day_id,
-            day_contract,
-            service_date,
-            expected,
-            served,
-            expected_at,
-            served_at,
-            status,
-            created_at,
-            updated_at,
-        ) in rows
-        if day_id is not None
-    )
+    day = SERVICE_DAY.from_row(2)
+    return CamelList(day(row) for row in rows if row[2] is not None)
 
 
 # --- Weekly report ----------------------------------------------------------------------------

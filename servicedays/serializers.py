@@ -6,15 +6,18 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import serializers
 
 from chefops.api import fields
 from chefops.api.serializers import ApiModelSerializer, StrictSerializer
+from chefops.api.shapes import Shape
 from servicedays import rules
 from servicedays.models import ServiceDay, ServiceDayStatus
-from servicedays.selectors import WeeklyReport
+
+if TYPE_CHECKING:  # type-only: servicedays.selectors imports SERVICE_DAY from this module
+    from servicedays.selectors import WeeklyReport
 
 # --- Input ------------------------------------------------------------------------------------
 # The OpenAPI schema of these fields comes from companies/schema.py (ApiFieldExtension), with
@@ -141,25 +144,14 @@ class ServiceDaySerializer(ApiModelSerializer):
         read_only_fields = fields
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else fields.iso_ms(value)
+SERVICE_DAY = Shape(ServiceDaySerializer)
 
 
 def service_day_data(day: ServiceDay) -> dict[str, Any]:
-    """What ServiceDaySerializer describes, built directly: lists render many of these and a
-    ModelSerializer per row is most of the cost of the request."""
-    return {
-        "id": str(day.pk),
-        "contract_id": str(day.contract_id),
-        "service_date": day.service_date.isoformat(),
-        "expected_quantity": day.expected_quantity,
-        "served_quantity": day.served_quantity,
-        "expected_confirmed_at": _iso(day.expected_confirmed_at),
-        "served_confirmed_at": _iso(day.served_confirmed_at),
-        "status": day.status,
-        "created_at": fields.iso_ms(day.created_at),
-        "updated_at": fields.iso_ms(day.updated_at),
-    }
+    """What ServiceDaySerializer gives for ``day``, from the function SERVICE_DAY generates
+    from its fields (chefops/api/shapes.py): lists render many of these, and a
+    ModelSerializer per row was most of the cost of the request."""
+    return SERVICE_DAY.represent(day)
 
 
 class CompanyRefSerializer(serializers.Serializer):

@@ -1,0 +1,210 @@
+"""One definition per response shape: the output serializer's declared fields.
+
+A hot read builds its JSON straight from SQL rows, and the writes answer the same object from a
+model instance; both used to be written out by hand beside the serializer that describes the
+object in the OpenAPI schema, three forms that had to be kept equal. A ``Shape`` derives the
+other two from the serializer: its fields, in order, with a conversion chosen by field type.
+
+* ``select(alias, **expressions)``: the SQL select list, one column per field (a model field's
+  column by default, an expression for annotations), in the form the row conversion expects
+  (``chefops.api.sqltext``: UUIDs and timestamps as text on PostgreSQL);
+* ``from_row(start)``: a function turning a row (from column ``start`` on) into the JSON-ready
+  object with camelCase keys (``CamelDict``);
+* ``represent(instance, serializer)``: the serializer's ``to_representation`` of a model
+  instance (snake_case keys), equal to DRF's generic one (tests pin this).
+
+Both functions are generated once per shape as plain Python (one dict display, one call per
+converted value): a loop over the fields per value cost more than the rest of a page's
+rendering. A field type without a known conversion is refused when the shape is first used,
+so a new field cannot silently render differently on one path.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cached_property
+from typing import Any
+
+from django.db import models
+from rest_framework import ISO_8601, serializers
+from rest_framework.settings import api_settings
+
+from chefops.api.fields import iso_ms
+from chefops.api.naming import to_camel
+from chefops.api.renderers import CamelDict
+from chefops.api.sqltext import date_text, iso_ms_sql, iso_ms_text, uuid_sql, uuid_text
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """How one field type converts: from a model attribute, from a SQL column, and how the
+    column is selected. ``None`` converters keep the value as it is."""
+
+    from_instance: str | None
+    from_row: str | None
+    row_none_safe: bool = False
+    select: Callable[[str], str] = str
+
+
+_UUID = _Kind("str", "uuid_text", select=uuid_sql)
+_INSTANT = _Kind("iso_ms", "iso_ms_text", row_none_safe=True, select=iso_ms_sql)
+_DATE = _Kind("_isoformat", "date_text", row_none_safe=True)
+_FLOAT = _Kind("float", "float")
+_BOOL = _Kind(None, "bool")
+_PLAIN = _Kind(None, None)
+
+_HELPERS = {
+    "str": str,
+    "float": float,
+    "bool": bool,
+    "iso_ms": iso_ms,
+    "uuid_text": uuid_text,
+    "iso_ms_text": iso_ms_text,
+    "date_text": date_text,
+    "_isoformat": date.isoformat,
+    "CamelDict": CamelDict,
+}
+
+
+def _kind(name: str, field: serializers.Field) -> _Kind:
+    if isinstance(field, serializers.UUIDField):
+        return _UUID
+    if isinstance(field, serializers.DateTimeField):
+        return _INSTANT
+    if isinstance(field, serializers.DateField):
+        date_format = getattr(field, "format", api_settings.DATE_FORMAT)
+        if date_format not in (None, ISO_8601, "%Y-%m-%d"):
+            raise TypeError(f"{name}: a DateField with format {date_format!r} has no fast form")
+        return _DATE
+    if isinstance(field, serializers.FloatField):
+        return _FLOAT
+    if isinstance(field, serializers.BooleanField):
+        return _BOOL
+    if isinstance(
+        field,
+        serializers.IntegerField
+        | serializers.CharField
+        | serializers.ChoiceField
+        | serializers.SerializerMethodField,
+    ):
+        return _PLAIN
+    raise TypeError(f"{name}: no fast conversion for {type(field).__name__}")
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    kind: _Kind
+    nullable: bool
+    source: str | None  # model attribute; None for a method field
+    method: str | None  # serializer method of a SerializerMethodField
+
+
+class Shape:
+    """The JSON object described by ``serializer_class`` (see the module docstring)."""
+
+    def __init__(self, serializer_class: type[serializers.Serializer]) -> None:
+        self.serializer_class = serializer_class
+        self._row_functions: dict[int, Callable[[Sequence[Any]], CamelDict]] = {}
+
+    @cached_property
+    def fields(self) -> list[_Field]:
+        out = []
+        for name, field in self.serializer_class().fields.items():
+            method = getattr(field, "method_name", None)
+            source = None if method else field.source
+            if source is not None and not source.isidentifier():
+                raise TypeError(f"{name}: the source {source!r} is not an attribute")
+            out.append(_Field(name, _kind(name, field), bool(field.allow_null), source, method))
+        return out
+
+    @cached_property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def index(self, name: str) -> int:
+        """The position of ``name`` among the selected columns (and the object's keys)."""
+        return self.names.index(name)
+
+    def select(self, alias: str, **expressions: str) -> str:
+        """The select list, in field order: ``expressions[name]`` for a field that is not a
+        column of the serializer's model (annotations, method fields), else ``alias.column``.
+        Call it while building a statement for the current database vendor (``VendorSql``)."""
+        meta: Any = self.serializer_class.Meta.model._meta  # type: ignore[attr-defined]
+        columns = []
+        for field in self.fields:
+            expression = expressions.get(field.name)
+            if expression is None:
+                if field.source is None:
+                    raise TypeError(f"{field.name}: a method field needs a SQL expression")
+                model_field = meta.get_field(field.source)
+                assert isinstance(model_field, models.Field)
+                expression = f"{alias}.{model_field.column}"
+            columns.append(field.kind.select(expression))
+        unknown = set(expressions) - set(self.names)
+        if unknown:
+            raise TypeError(f"expressions for fields the shape does not have: {sorted(unknown)}")
+        return ", ".join(columns)
+
+    def from_row(self, start: int = 0) -> Callable[[Sequence[Any]], CamelDict]:
+        """A row of ``start`` other columns, then those of ``select``, as the object with
+        camelCase keys."""
+        function = self._row_functions.get(start)
+        if function is None:
+            names = [f"_skip{n}" for n in range(start)] + [f"v{n}" for n in range(len(self.fields))]
+            items = []
+            for position, field in enumerate(self.fields):
+                key = to_camel(field.name)
+                if not key.isidentifier() or keyword.iskeyword(key):
+                    raise TypeError(f"{field.name}: {key!r} cannot be a keyword argument")
+                guard = field.nullable and not field.kind.row_none_safe
+                items.append(f"{key}={_call(field.kind.from_row, f'v{position}', guard)}")
+            function = self._row_functions[start] = _compile(
+                f"row_{start}",
+                "row",
+                # Unpacking beats a subscript per column, and checks the row's width.
+                [f"{', '.join(names)}, = row", f"return CamelDict({', '.join(items)})"],
+            )
+        return function
+
+    @cached_property
+    def _represent(self) -> Callable[[Any, Any], dict[str, Any]]:
+        items = []
+        for position, field in enumerate(self.fields):
+            if field.method is not None:
+                items.append(f"{field.name!r}: serializer.{field.method}(instance)")
+                continue
+            value = f"instance.{field.source}"
+            convert = field.kind.from_instance
+            if field.nullable and convert is not None:
+                temp = f"v{position}"
+                converted = f"(None if ({temp} := {value}) is None else {convert}({temp}))"
+            else:
+                converted = _call(convert, value, guard=False)
+            items.append(f"{field.name!r}: {converted}")
+        return _compile("represent", "serializer, instance", ["return {" + ", ".join(items) + "}"])
+
+    def represent(self, instance: Any, serializer: Any = None) -> dict[str, Any]:
+        """The serializer's representation of a model instance (snake_case keys);
+        ``serializer`` answers the method fields, if there are any."""
+        return self._represent(serializer, instance)
+
+
+def _call(convert: str | None, value: str, guard: bool) -> str:
+    if convert is None:
+        return value
+    if guard:
+        return f"(None if {value} is None else {convert}({value}))"
+    return f"{convert}({value})"
+
+
+def _compile(name: str, params: str, body: list[str]) -> Any:
+    source = f"def {name}({params}):\n" + "".join(f"    {line}\n" for line in body)
+    namespace = dict(_HELPERS)
+    # The source is generated above from the serializer's field names and this module's
+    # converters, never from input.
+    exec(compile(source, f"<shape {name}>", "exec"), namespace)  # noqa: S102
+    return namespace[name]
