@@ -58,8 +58,13 @@ from bench.scale_report import (  # noqa: E402 - after the path set-up
     endpoint_table,
     haproxy_config,
     judge,
-    pgbouncer_config,
     table,
+)
+from chefops.testing.pgbouncer import (  # noqa: E402 - after the path set-up
+    pgbouncer_binary,
+    pgbouncer_config,
+    pgbouncer_run_as,
+    prepare_workdir,
 )
 
 BIN = ROOT / ".venv" / "bin"
@@ -258,28 +263,29 @@ def start_postgres(stack: Stack) -> int:
 
 
 def start_pgbouncer(stack: Stack, server_port: int) -> int:
-    from chefops.testing.pgbouncer import pgbouncer_binary
-
     workdir = stack.workdir / "pgbouncer"
     workdir.mkdir()
-    chown_postgres(workdir)
-    workdir.chmod(0o755)
-    (workdir / "userlist.txt").write_text('"postgres" ""\n')
+    prepare_workdir(workdir, "postgres")
     port = free_port()
     config = workdir / "pgbouncer.ini"
-    config.write_text(
-        pgbouncer_config(
-            port=port,
-            workdir=str(workdir),
-            server_port=server_port,
-            user="postgres",
-            pool_size=PGBOUNCER_POOL,
-            run_as="postgres" if os.geteuid() == 0 else None,
-        )
-    )
+    config.write_text(scale_pgbouncer_config(workdir, port=port, server_port=server_port))
     stack.spawn("pgbouncer", [pgbouncer_binary(), str(config)], dict(os.environ))
     wait_for("pgbouncer", lambda: pg_ready(port))
     return port
+
+
+def scale_pgbouncer_config(workdir: Path, *, port: int, server_port: int) -> str:
+    """PgBouncer's configuration: at most ``PGBOUNCER_POOL`` server connections to the throwaway
+    cluster, idle ones kept 30 s."""
+    return pgbouncer_config(
+        port=port,
+        workdir=workdir,
+        server_port=server_port,
+        user="postgres",
+        pool_size=PGBOUNCER_POOL,
+        server_idle_timeout=30,
+        run_as=pgbouncer_run_as(),
+    )
 
 
 def pg_ready(port: int) -> bool:

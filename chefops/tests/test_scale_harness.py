@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.scale import Stack, periods_spanned
+from bench.scale import PGBOUNCER_POOL, Stack, periods_spanned, scale_pgbouncer_config
 from bench.scale_report import (
     SERVER_CONNECTION_LIMIT,
     Figures,
     classify,
     haproxy_config,
     judge,
-    pgbouncer_config,
     table,
 )
+from chefops.testing.pgbouncer import pgbouncer_config
 
 SERVERS = [("web1", 8001), ("web2", 8002), ("web3", 8003)]
 
@@ -62,28 +62,19 @@ def test_haproxy_accepts_the_generated_config(tmp_path: Path) -> None:
 
 
 def test_pgbouncer_config_caps_server_connections_in_transaction_mode() -> None:
-    config = pgbouncer_config(
-        port=6432,
-        workdir="/w",
-        server_port=5999,
-        user="postgres",
-        pool_size=44,
-        run_as=None,
-    )
+    """The harness's PgBouncer comes from the test harness's generator, with its own cap."""
+    config = scale_pgbouncer_config(Path("/w"), port=6432, server_port=5999)
+    assert "listen_port = 6432" in config
     assert "pool_mode = transaction" in config
-    assert "max_db_connections = 44" in config
-    assert "default_pool_size = 44" in config
+    assert f"max_db_connections = {PGBOUNCER_POOL}" in config
+    assert f"default_pool_size = {PGBOUNCER_POOL}" in config
     assert "reserve_pool_size = 0" in config
+    assert "server_idle_timeout = 30" in config
     assert "* = host=127.0.0.1 port=5999" in config
-    assert "user =" not in config
-    assert "user = postgres" in pgbouncer_config(
-        port=1,
-        workdir="/w",
-        server_port=2,
-        user="postgres",
-        pool_size=1,
-        run_as="postgres",
-    )
+    assert "auth_file = /w/userlist.txt" in config
+    common = {"port": 1, "workdir": Path("/w"), "server_port": 2, "user": "postgres"}
+    assert "user =" not in pgbouncer_config(**common, run_as=None)
+    assert "user = postgres" in pgbouncer_config(**common, run_as="postgres")
 
 
 @pytest.mark.parametrize(
