@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 
 from chefops.checks import connection_budget, database_connection_budget
-from chefops.testing.gunicorn import http_get, running_gunicorn
+from chefops.testing.gunicorn import http_get, running_gunicorn, server_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,18 +129,17 @@ def test_pooled_gunicorn_workers_stay_within_their_pools(tmp_path: Path) -> None
         f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:"
         f"{params['PORT'] or 5432}/{params['NAME']}?application_name={app}"
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": url,
-        "DB_POOL": "true",
-        "DB_POOL_MIN": "1",
-        "DB_POOL_MAX": "2",
-        "RUN_DIR": str(tmp_path / "run"),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": "3",
-    }
+    env = server_env(
+        tmp_path,
+        {
+            "DATABASE_URL": url,
+            "DB_POOL": "true",
+            "DB_POOL_MIN": "1",
+            "DB_POOL_MAX": "2",
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_THREADS": "3",
+        },
+    )
     peak = 0
     stop = threading.Event()
 

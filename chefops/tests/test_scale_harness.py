@@ -72,9 +72,11 @@ def test_pgbouncer_config_caps_server_connections_in_transaction_mode() -> None:
     assert "server_idle_timeout = 30" in config
     assert "* = host=127.0.0.1 port=5999" in config
     assert "auth_file = /w/userlist.txt" in config
-    common = {"port": 1, "workdir": Path("/w"), "server_port": 2, "user": "postgres"}
-    assert "user =" not in pgbouncer_config(**common, run_as=None)
-    assert "user = postgres" in pgbouncer_config(**common, run_as="postgres")
+    for run_as, line in ((None, "user ="), ("postgres", "user = postgres")):
+        config = pgbouncer_config(
+            port=1, workdir=Path("/w"), server_port=2, user="postgres", run_as=run_as
+        )
+        assert (line in config) is (run_as is not None)
 
 
 @pytest.mark.parametrize(
