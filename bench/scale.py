@@ -6,8 +6,8 @@ Starts, on this machine and only on 127.0.0.1, each on a free port, in a private
 directory: a throwaway PostgreSQL cluster (``initdb``, ``max_connections=50``), migrated and
 seeded with ``manage.py bench_data`` (small scale); PgBouncer in transaction mode in front of
 it (at most 44 server connections); a throwaway Redis; three web instances (gunicorn with
-``DJANGO_ENV=production``, ``DB_PGBOUNCER=true``, the default pool budget) behind HAProxy (round
-robin, health-checked on /api/health); two Celery workers and one beat (database scheduler,
+``DJANGO_ENV=production``, ``DB_PGBOUNCER=true``, the default connection budget) behind
+HAProxy (round robin, health-checked on /api/health); two Celery workers and one beat (database scheduler,
 after ``sync_beat_schedule``). Readiness is always polled, never slept for.
 
 Then it triggers the generation and fallback jobs three times each through the broker (as two
@@ -358,8 +358,8 @@ def app_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
             "DB_PGBOUNCER": "true",
             "REDIS_URL": redis_url,
             # The production defaults, named: 3 web workers x 4 threads, 2 Celery processes
-            # and beat in 16 connections per instance (DB_CONNECTIONS_PER_INSTANCE), so
-            # DB_POOL_MAX = 4 per web worker (README "Scaling").
+            # and beat in 16 connections per instance (DB_CONNECTIONS_PER_INSTANCE): 15
+            # persistent connections fit, so no pool (README "Scaling", chefops/dbbudget.py).
             "WEB_CONCURRENCY": "3",
             "GUNICORN_THREADS": "4",
             "CELERY_WORKER_CONCURRENCY": "2",
