@@ -7,8 +7,8 @@ directory: a throwaway PostgreSQL cluster (``initdb``, ``max_connections=50``), 
 seeded with ``manage.py bench_data`` (small scale); PgBouncer in transaction mode in front of
 it (at most 44 server connections); a throwaway Redis; three web instances (gunicorn with
 ``DJANGO_ENV=production``, ``DB_PGBOUNCER=true``, the default connection budget) behind
-HAProxy (round robin, health-checked on /api/health); two Celery workers and one beat (database scheduler,
-after ``sync_beat_schedule``). Readiness is always polled, never slept for.
+HAProxy (round robin, health-checked on /api/health); two Celery workers and one beat
+(database scheduler, after ``sync_beat_schedule``). Readiness is always polled, never slept for.
 
 Then it triggers the generation and fallback jobs three times each through the broker (as two
 beats by mistake would), drives a mixed load through the balancer (contract list, service-day
