@@ -871,7 +871,7 @@ class Freshness:
 
 class ConnectionMonitor:
     """Polls pg_stat_activity on the cluster itself (one connection, not counted) and, through
-    PgBouncer's admin console, the connections the processes' pools hold to PgBouncer."""
+    PgBouncer's admin console, the connections the app processes hold to PgBouncer."""
 
     def __init__(self, db_port: int, bouncer_port: int, stack: Stack) -> None:
         self.db_port, self.bouncer_port, self.stack = db_port, bouncer_port, stack
@@ -1192,8 +1192,8 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     if monitor.error:
         raise RuntimeError(monitor.error)
     figures.peak_server_connections = monitor.peak
-    figures.peak_pool_clients = monitor.peak_clients
-    log(f"pool connections to PgBouncer at their peak, by process: {monitor.peak_breakdown}")
+    figures.peak_app_clients = monitor.peak_clients
+    log(f"app connections to PgBouncer at their peak, by process: {monitor.peak_breakdown}")
 
     # --- figures ---
     for s in load.samples:

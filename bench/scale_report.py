@@ -102,7 +102,7 @@ class Figures:
     by_endpoint: dict[str, list[int]] = field(default_factory=dict)  # name -> [n, ok, ref, err]
     error_samples: list[str] = field(default_factory=list)
     peak_server_connections: int = 0
-    peak_pool_clients: int = 0  # connections of every process's pool to PgBouncer
+    peak_app_clients: int = 0  # connections of every app process to PgBouncer (pooled or not)
     staleness_checks: int = 0
     stale_reads: int = 0
     outbox_events: int = 0
@@ -148,9 +148,9 @@ def judge(f: Figures) -> list[Verdict]:
             0 < f.peak_server_connections <= SERVER_CONNECTION_LIMIT,
         ),
         Verdict(
-            "peak pool connections to PgBouncer",
-            f"{f.peak_pool_clients} (3 instances x 16 = {SERVER_CONNECTION_LIMIT})",
-            0 < f.peak_pool_clients <= SERVER_CONNECTION_LIMIT,
+            "peak app connections to PgBouncer",
+            f"{f.peak_app_clients} (3 instances x 16 = {SERVER_CONNECTION_LIMIT})",
+            0 < f.peak_app_clients <= SERVER_CONNECTION_LIMIT,
         ),
         Verdict(
             "stale reads (write on A, read on B and C)",

@@ -104,7 +104,7 @@ def passing() -> Figures:
         ok=98,
         refused=2,
         peak_server_connections=20,
-        peak_pool_clients=30,
+        peak_app_clients=30,
         staleness_checks=10,
         outbox_events=50,
         job_runs={"generate_service_days": 1, "apply_fallback": 1},
@@ -134,8 +134,8 @@ def test_judge_passes_a_clean_run() -> None:
         ),
         ({"peak_server_connections": 0}, "peak server connections"),  # never measured
         (
-            {"peak_pool_clients": SERVER_CONNECTION_LIMIT + 1},
-            "peak pool connections to PgBouncer",
+            {"peak_app_clients": SERVER_CONNECTION_LIMIT + 1},
+            "peak app connections to PgBouncer",
         ),
         ({"stale_reads": 1}, "stale reads (write on A, read on B and C)"),
         ({"staleness_checks": 0}, "stale reads (write on A, read on B and C)"),
