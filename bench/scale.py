@@ -6,9 +6,9 @@ Starts, on this machine and only on 127.0.0.1, each on a free port, in a private
 directory: a throwaway PostgreSQL cluster (``initdb``, ``max_connections=50``), migrated and
 seeded with ``manage.py bench_data`` (small scale); PgBouncer in transaction mode in front of
 it (at most 44 server connections); a throwaway Redis; three web instances (gunicorn with
-``DJANGO_ENV=production``, ``DB_PGBOUNCER=true``, the default pool budget) behind HAProxy (round
-robin, health-checked on /api/health); two Celery workers and one beat (database scheduler,
-after ``sync_beat_schedule``). Readiness is always polled, never slept for.
+``DJANGO_ENV=production``, ``DB_PGBOUNCER=true``, the default connection budget) behind
+HAProxy (round robin, health-checked on /api/health); two Celery workers and one beat
+(database scheduler, after ``sync_beat_schedule``). Readiness is always polled, never slept for.
 
 Then it triggers the generation and fallback jobs three times each through the broker (as two
 beats by mistake would), drives a mixed load through the balancer (contract list, service-day
@@ -58,8 +58,13 @@ from bench.scale_report import (  # noqa: E402 - after the path set-up
     endpoint_table,
     haproxy_config,
     judge,
-    pgbouncer_config,
     table,
+)
+from chefops.testing.pgbouncer import (  # noqa: E402 - after the path set-up
+    pgbouncer_binary,
+    pgbouncer_config,
+    pgbouncer_run_as,
+    prepare_workdir,
 )
 
 BIN = ROOT / ".venv" / "bin"
@@ -258,28 +263,29 @@ def start_postgres(stack: Stack) -> int:
 
 
 def start_pgbouncer(stack: Stack, server_port: int) -> int:
-    from chefops.testing.pgbouncer import pgbouncer_binary
-
     workdir = stack.workdir / "pgbouncer"
     workdir.mkdir()
-    chown_postgres(workdir)
-    workdir.chmod(0o755)
-    (workdir / "userlist.txt").write_text('"postgres" ""\n')
+    prepare_workdir(workdir, "postgres")
     port = free_port()
     config = workdir / "pgbouncer.ini"
-    config.write_text(
-        pgbouncer_config(
-            port=port,
-            workdir=str(workdir),
-            server_port=server_port,
-            user="postgres",
-            pool_size=PGBOUNCER_POOL,
-            run_as="postgres" if os.geteuid() == 0 else None,
-        )
-    )
+    config.write_text(scale_pgbouncer_config(workdir, port=port, server_port=server_port))
     stack.spawn("pgbouncer", [pgbouncer_binary(), str(config)], dict(os.environ))
     wait_for("pgbouncer", lambda: pg_ready(port))
     return port
+
+
+def scale_pgbouncer_config(workdir: Path, *, port: int, server_port: int) -> str:
+    """PgBouncer's configuration: at most ``PGBOUNCER_POOL`` server connections to the throwaway
+    cluster, idle ones kept 30 s."""
+    return pgbouncer_config(
+        port=port,
+        workdir=workdir,
+        server_port=server_port,
+        user="postgres",
+        pool_size=PGBOUNCER_POOL,
+        server_idle_timeout=30,
+        run_as=pgbouncer_run_as(),
+    )
 
 
 def pg_ready(port: int) -> bool:
@@ -352,8 +358,8 @@ def app_env(workdir: Path, database_url: str, redis_url: str) -> dict[str, str]:
             "DB_PGBOUNCER": "true",
             "REDIS_URL": redis_url,
             # The production defaults, named: 3 web workers x 4 threads, 2 Celery processes
-            # and beat in 16 connections per instance (DB_CONNECTIONS_PER_INSTANCE), so
-            # DB_POOL_MAX = 4 per web worker (README "Scaling").
+            # and beat in 16 connections per instance (DB_CONNECTIONS_PER_INSTANCE): 15
+            # persistent connections fit, so no pool (README "Scaling", chefops/dbbudget.py).
             "WEB_CONCURRENCY": "3",
             "GUNICORN_THREADS": "4",
             "CELERY_WORKER_CONCURRENCY": "2",
@@ -865,7 +871,7 @@ class Freshness:
 
 class ConnectionMonitor:
     """Polls pg_stat_activity on the cluster itself (one connection, not counted) and, through
-    PgBouncer's admin console, the connections the processes' pools hold to PgBouncer."""
+    PgBouncer's admin console, the connections the app processes hold to PgBouncer."""
 
     def __init__(self, db_port: int, bouncer_port: int, stack: Stack) -> None:
         self.db_port, self.bouncer_port, self.stack = db_port, bouncer_port, stack
@@ -1186,8 +1192,8 @@ def scenario(stack: Stack, args: argparse.Namespace, figures: Figures) -> bool:
     if monitor.error:
         raise RuntimeError(monitor.error)
     figures.peak_server_connections = monitor.peak
-    figures.peak_pool_clients = monitor.peak_clients
-    log(f"pool connections to PgBouncer at their peak, by process: {monitor.peak_breakdown}")
+    figures.peak_app_clients = monitor.peak_clients
+    log(f"app connections to PgBouncer at their peak, by process: {monitor.peak_breakdown}")
 
     # --- figures ---
     for s in load.samples:

@@ -1,8 +1,9 @@
 """Pure parts of the scale harness (bench/scale.py): configuration files and the verdict.
 
 No process, socket or Django import here, so bench/tests/test_scale_report.py checks them
-cheaply: the HAProxy and PgBouncer configurations the harness writes, the classification of
-responses, and the judging of the figures a run collected.
+cheaply: the HAProxy configuration the harness writes, the classification of responses, and
+the judging of the figures a run collected. PgBouncer's configuration comes from the test
+harness's generator (``chefops.testing.pgbouncer.pgbouncer_config``).
 """
 
 from __future__ import annotations
@@ -89,43 +90,6 @@ def haproxy_config(
     return "\n".join(lines) + "\n"
 
 
-def pgbouncer_config(
-    *,
-    port: int,
-    workdir: str,
-    server_port: int,
-    user: str,
-    pool_size: int,
-    run_as: str | None = None,
-) -> str:
-    """Transaction pooling in front of the throwaway cluster: at most ``pool_size`` server
-    connections in all (``max_db_connections``), however many clients connect."""
-    lines = [
-        "[databases]",
-        f"* = host=127.0.0.1 port={server_port}",
-        "",
-        "[pgbouncer]",
-        "listen_addr = 127.0.0.1",
-        f"listen_port = {port}",
-        "unix_socket_dir =",
-        "pool_mode = transaction",
-        "auth_type = trust",
-        f"auth_file = {workdir}/userlist.txt",
-        f"logfile = {workdir}/pgbouncer.log",
-        f"pidfile = {workdir}/pgbouncer.pid",
-        f"admin_users = {user}",
-        "max_client_conn = 500",
-        f"default_pool_size = {pool_size}",
-        f"max_db_connections = {pool_size}",
-        "reserve_pool_size = 0",
-        "server_idle_timeout = 30",
-        "ignore_startup_parameters = extra_float_digits,options",
-    ]
-    if run_as:
-        lines.append(f"user = {run_as}")
-    return "\n".join(lines) + "\n"
-
-
 @dataclass
 class Figures:
     """What a run measured; ``judge`` turns it into the table's verdicts."""
@@ -138,7 +102,7 @@ class Figures:
     by_endpoint: dict[str, list[int]] = field(default_factory=dict)  # name -> [n, ok, ref, err]
     error_samples: list[str] = field(default_factory=list)
     peak_server_connections: int = 0
-    peak_pool_clients: int = 0  # connections of every process's pool to PgBouncer
+    peak_app_clients: int = 0  # connections of every app process to PgBouncer (pooled or not)
     staleness_checks: int = 0
     stale_reads: int = 0
     outbox_events: int = 0
@@ -184,9 +148,9 @@ def judge(f: Figures) -> list[Verdict]:
             0 < f.peak_server_connections <= SERVER_CONNECTION_LIMIT,
         ),
         Verdict(
-            "peak pool connections to PgBouncer",
-            f"{f.peak_pool_clients} (3 instances x 16 = {SERVER_CONNECTION_LIMIT})",
-            0 < f.peak_pool_clients <= SERVER_CONNECTION_LIMIT,
+            "peak app connections to PgBouncer",
+            f"{f.peak_app_clients} (3 instances x 16 = {SERVER_CONNECTION_LIMIT})",
+            0 < f.peak_app_clients <= SERVER_CONNECTION_LIMIT,
         ),
         Verdict(
             "stale reads (write on A, read on B and C)",

@@ -28,4 +28,5 @@ if command -v systemctl >/dev/null 2>&1; then
 fi
 
 found || { echo "ensure-pgbouncer: pgbouncer still not found" >&2; exit 1; }
-{ command -v pgbouncer || echo /usr/sbin/pgbouncer; } | xargs -I{} {} --version 2>&1 | head -n 1
+# Not through `xargs -I{} {}`: xargs does not replace the command name itself (exit 127).
+"$(command -v pgbouncer || echo /usr/sbin/pgbouncer)" --version 2>&1 | head -n 1

@@ -11,7 +11,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.module_loading import import_string
 
-from chefops import redis_layout
+from chefops import dbbudget, redis_layout
 
 REDIS_TAG = "redis"
 
@@ -34,21 +34,19 @@ DATABASE_TAG = "database"
 
 
 def connection_budget() -> tuple[int, str]:
-    """Server connections one instance may hold at most, and how: every gunicorn worker its
-    whole pool (``DB_POOL_MAX``; without a pool, a persistent connection per request thread),
-    every Celery worker process and beat what a single-threaded process keeps
-    (``max(DB_POOL_MIN, 1)``)."""
-    per_web = settings.DB_POOL_MAX if settings.DB_POOL else settings.DB_WEB_THREADS
-    single = max(settings.DB_POOL_MIN, 1) if settings.DB_POOL else 1
-    web = settings.DB_WEB_WORKERS * per_web
-    celery = settings.DB_CELERY_PROCESSES * single
-    beat = settings.DB_BEAT_PROCESSES * single
-    arithmetic = (
-        f"{settings.DB_WEB_WORKERS} web workers x {per_web} + "
-        f"{settings.DB_CELERY_PROCESSES} Celery processes x {single} + "
-        f"{settings.DB_BEAT_PROCESSES} beat x {single} = {web + celery + beat}"
+    """Server connections one instance may hold at most, and how (chefops/dbbudget.py): every
+    gunicorn worker its whole pool (``DB_POOL_MAX``), or without a pool a persistent connection
+    per request thread; every Celery worker process and beat one persistent connection, or with
+    a pool ``max(DB_POOL_MIN, 1) + 1`` (beat was measured holding 2)."""
+    processes = dbbudget.Processes(
+        web_workers=settings.DB_WEB_WORKERS,
+        web_threads=settings.DB_WEB_THREADS,
+        celery_processes=settings.DB_CELERY_PROCESSES,
+        pool=settings.DB_POOL,
+        pool_min=settings.DB_POOL_MIN,
+        pool_max=settings.DB_POOL_MAX,
     )
-    return web + celery + beat, arithmetic
+    return processes.total(), processes.arithmetic()
 
 
 @checks.register(DATABASE_TAG)
@@ -65,8 +63,9 @@ def database_connection_budget(app_configs: Any = None, **kwargs: Any) -> list[c
             f"One instance may open {total} PostgreSQL connections ({arithmetic}), more than "
             f"DB_CONNECTIONS_PER_INSTANCE={settings.DB_CONNECTIONS_PER_INSTANCE}.",
             hint=(
-                "Lower DB_POOL_MAX (or WEB_CONCURRENCY / CELERY_WORKER_CONCURRENCY), or raise "
-                "the budget if the database allows it; README 'Scaling' has the arithmetic."
+                "Lower WEB_CONCURRENCY, GUNICORN_THREADS or CELERY_WORKER_CONCURRENCY (with "
+                "DB_POOL=true: DB_POOL_MAX or DB_POOL_MIN), or raise the budget if the database "
+                "allows it; README 'Scaling' has the arithmetic."
             ),
             id="chefops.W010",
         )

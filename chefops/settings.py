@@ -17,7 +17,7 @@ from typing import Any
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from chefops import redis_layout
+from chefops import dbbudget, redis_layout
 from chefops.ops import storage_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -186,31 +186,39 @@ if TEST_RUN_ID and IS_POSTGRES:
 # --- Database connections: pool, budget, PgBouncer (README "Scaling") -----------------------
 # Every process of an instance (gunicorn workers, Celery worker processes, beat) must fit in
 # DB_CONNECTIONS_PER_INSTANCE server connections (16: three instances take 48 of a 50-connection
-# plan). On PostgreSQL each process has its own psycopg pool (Django's OPTIONS["pool"]) of
-# DB_POOL_MIN..DB_POOL_MAX connections; the default max is what each web worker may take once
-# the Celery processes and beat have one each, capped by its request threads (it never uses
-# more at once). chefops/checks.py warns when the configured processes exceed the budget.
+# plan); chefops/dbbudget.py has the arithmetic (and what each process was measured to hold),
+# chefops/checks.py warns (chefops.W010) when the configured processes exceed the budget.
+# Persistent connections (CONN_MAX_AGE, health-checked) are the default: one per web request
+# thread, Celery process and beat. Where those would not fit, each process gets a psycopg pool
+# (Django's OPTIONS["pool"]) of DB_POOL_MIN..DB_POOL_MAX connections instead, the default max
+# being what fits. The pool costs a request 10-15 % on uncached reads (docs/benchmarks.md), so it
+# is not on where it buys nothing; DB_POOL=true/false decides either way.
 DB_CONNECTIONS_PER_INSTANCE = env.int("DB_CONNECTIONS_PER_INSTANCE", default=16)
 DB_WEB_WORKERS = env.int("WEB_CONCURRENCY", default=3)  # gunicorn.conf.py reads the same
 DB_WEB_THREADS = env.int("GUNICORN_THREADS", default=4)
-DB_BEAT_PROCESSES = 1  # exactly one beat per deployment; counted in every instance's budget
-DB_POOL = IS_POSTGRES and env.bool("DB_POOL", default=DJANGO_ENV != "test")
-DB_POOL_MIN = env.int("DB_POOL_MIN", default=1)
 # Celery's setting below reads the same variable; each worker process is single-threaded.
 DB_CELERY_PROCESSES = env.int("CELERY_WORKER_CONCURRENCY", default=2)
-_per_single_threaded = max(DB_POOL_MIN, 1)  # what a worker process or beat holds at most
+DB_BEAT_PROCESSES = dbbudget.BEAT_PROCESSES
+DB_POOL = IS_POSTGRES and env.bool(
+    "DB_POOL",
+    # Tests: off (several assert what one connection does); the PgBouncer run sets it.
+    default=DJANGO_ENV != "test"
+    and not dbbudget.persistent_connections_fit(
+        DB_CONNECTIONS_PER_INSTANCE,
+        web_workers=DB_WEB_WORKERS,
+        web_threads=DB_WEB_THREADS,
+        celery_processes=DB_CELERY_PROCESSES,
+    ),
+)
+DB_POOL_MIN = env.int("DB_POOL_MIN", default=1)
 DB_POOL_MAX = env.int(
     "DB_POOL_MAX",
-    default=max(
-        1,
-        min(
-            DB_WEB_THREADS,
-            (
-                DB_CONNECTIONS_PER_INSTANCE
-                - (DB_CELERY_PROCESSES + DB_BEAT_PROCESSES) * _per_single_threaded
-            )
-            // max(DB_WEB_WORKERS, 1),
-        ),
+    default=dbbudget.default_pool_max(
+        DB_CONNECTIONS_PER_INSTANCE,
+        web_workers=DB_WEB_WORKERS,
+        web_threads=DB_WEB_THREADS,
+        celery_processes=DB_CELERY_PROCESSES,
+        pool_min=DB_POOL_MIN,
     ),
 )
 # Seconds a request waits for a pooled connection before it fails (a 503, as any database

@@ -10,6 +10,7 @@ connection error or timeout while workers boot is retried.
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import socket
 import subprocess
@@ -17,13 +18,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 300
+MANAGE_TIMEOUT_SECONDS = 300
 REQUEST_TIMEOUT_SECONDS = 60
 # What a request may raise while a server (or a recycled worker) is still coming up:
 # refused, reset, closed without an answer, timed out (all OSError), or a torn response.
@@ -56,6 +58,7 @@ def http_get(
 class Gunicorn:
     proc: subprocess.Popen[bytes]
     log_path: Path
+    env: dict[str, str]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -108,7 +111,7 @@ def start_gunicorn(env: dict[str, str], log_dir: Path) -> Gunicorn:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    return Gunicorn(proc, log_path)
+    return Gunicorn(proc, log_path, env)
 
 
 def wait_until_serving(
@@ -148,3 +151,70 @@ def running_gunicorn(
         yield server
     finally:
         server.stop()
+
+
+# Inherited variables a served test site never takes from the suite's environment: the suite's
+# database and Redis, and what would change how gunicorn serves or where its metrics go.
+_NOT_INHERITED = {"DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN"}
+
+
+def server_env(
+    tmp: Path, overrides: Mapping[str, str], *, keep_redis: bool = False
+) -> dict[str, str]:
+    """The environment of a served test site: this process's without the suite's database,
+    Redis (unless ``keep_redis``), metrics directory and token, or ``GUNICORN_*`` tuning; in
+    development mode with DEBUG off, its SQLite database and ``RUN_DIR`` in ``tmp``; then
+    ``overrides``."""
+    dropped = _NOT_INHERITED - ({"REDIS_URL"} if keep_redis else set())
+    return {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in dropped and not k.startswith("GUNICORN_")
+        },
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "RUN_DIR": str(tmp / "run"),
+        **overrides,
+    }
+
+
+def manage(env: Mapping[str, str], *command: str) -> None:
+    """``manage.py <command>`` in ``env``; a failure shows the command's output."""
+    done = subprocess.run(  # noqa: S603 - this interpreter, the project's manage.py
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=MANAGE_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(
+            f"manage.py {' '.join(command)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+        )
+
+
+@contextmanager
+def running_site(
+    tmp: Path,
+    overrides: Mapping[str, str],
+    *,
+    keep_redis: bool = False,
+    then: Sequence[Sequence[str]] = (),
+) -> Iterator[Gunicorn]:
+    """A real gunicorn on its own SQLite database in ``tmp`` (``server_env``), whichever
+    database the suite runs on: ``migrate`` first, then the manage.py commands of ``then``
+    (e.g. ``[["seed_demo"]]``), then ``running_gunicorn`` (every worker ready and
+    ``/api/health`` answering 200); stopped on exit. A ``PROMETHEUS_MULTIPROC_DIR`` in
+    ``overrides`` is created if missing."""
+    env = server_env(tmp, overrides, keep_redis=keep_redis)
+    manage(env, "migrate", "--noinput", "-v0")
+    for command in then:
+        manage(env, *command)
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    with running_gunicorn(env, tmp) as gunicorn:
+        yield gunicorn

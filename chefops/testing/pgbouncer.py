@@ -66,7 +66,38 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(port: int, workdir: Path, server_host: str, server_port: int, user: str) -> str:
+def pgbouncer_run_as() -> str | None:
+    """The account PgBouncer must switch to: it refuses to run as root."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def prepare_workdir(workdir: Path, user: str) -> None:
+    """``workdir`` readable by the PgBouncer account, with an auth file that lets ``user`` in
+    without a password (``auth_type = trust``: the file holds no secret)."""
+    run_as = pgbouncer_run_as()
+    if run_as:
+        shutil.chown(workdir, user=run_as, group=run_as)
+    workdir.chmod(0o755)
+    (workdir / "userlist.txt").write_text(f'"{user}" ""\n')
+
+
+def pgbouncer_config(
+    *,
+    port: int,
+    workdir: Path,
+    server_port: int,
+    user: str,
+    server_host: str = "127.0.0.1",
+    pool_size: int = 20,
+    server_idle_timeout: int = 10,
+    run_as: str | None = None,
+) -> str:
+    """The configuration of a PgBouncer in transaction mode on 127.0.0.1:``port``, every
+    database name forwarded to ``server_host:server_port``, its auth file, log and pid file in
+    ``workdir`` (``prepare_workdir``). At most ``pool_size`` server connections per database,
+    whatever the users and however many clients connect (500); ``run_as`` names the account it
+    switches to when started as root (``pgbouncer_run_as``). Used by the test harness here and
+    by ``make scale`` (bench/scale.py)."""
     lines = [
         "[databases]",
         f"* = host={server_host} port={server_port}",
@@ -82,14 +113,16 @@ def _config(port: int, workdir: Path, server_host: str, server_port: int, user: 
         f"pidfile = {workdir / 'pgbouncer.pid'}",
         f"admin_users = {user}",
         "max_client_conn = 500",
-        # Server connections per (database, user): the budget a managed plan would give.
-        "default_pool_size = 20",
-        "server_idle_timeout = 10",
+        # Server connections: the budget a managed plan would give.
+        f"default_pool_size = {pool_size}",
+        f"max_db_connections = {pool_size}",
+        "reserve_pool_size = 0",
+        f"server_idle_timeout = {server_idle_timeout}",
         # psycopg sends none of these, but a client that does must not be refused.
         "ignore_startup_parameters = extra_float_digits,options",
     ]
-    if os.geteuid() == 0:
-        lines.append("user = postgres")  # PgBouncer refuses to run as root
+    if run_as:
+        lines.append(f"user = {run_as}")
     return "\n".join(lines) + "\n"
 
 
@@ -112,17 +145,21 @@ def running_pgbouncer(database_url: str) -> Iterator[PgBouncer]:
     user = parts.username or "postgres"
     binary = pgbouncer_binary()
     workdir = Path(tempfile.mkdtemp(prefix="chefops-pgbouncer-"))
-    if os.geteuid() == 0:
-        shutil.chown(workdir, user="postgres", group="postgres")
-    workdir.chmod(0o755)
-    (workdir / "userlist.txt").write_text(f'"{user}" ""\n')
+    prepare_workdir(workdir, user)
     proc: subprocess.Popen[bytes] | None = None
     try:
         for _attempt in range(3):  # another process may take the "free" port meanwhile
             port = _free_port()
             config = workdir / "pgbouncer.ini"
             config.write_text(
-                _config(port, workdir, parts.hostname or "127.0.0.1", parts.port or 5432, user)
+                pgbouncer_config(
+                    port=port,
+                    workdir=workdir,
+                    server_host=parts.hostname or "127.0.0.1",
+                    server_port=parts.port or 5432,
+                    user=user,
+                    run_as=pgbouncer_run_as(),
+                )
             )
             proc = subprocess.Popen(  # noqa: S603 - the installed pgbouncer, our config
                 [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT

@@ -9,7 +9,6 @@ prefix on the suite's Redis.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import urllib.error
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from chefops.testing.gunicorn import ROOT, running_gunicorn
+from chefops.testing.gunicorn import ROOT, running_site
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 PASSWORD = "password123"  # the demo seed's
@@ -85,32 +84,17 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("caches")
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+    overrides = {
         "CACHE_KEY_PREFIX": f"chefops-test-{uuid.uuid4().hex[:8]}",
         "READ_CACHE_SECONDS": "300",
         "AUTH_CACHE_SECONDS": "300",
-        "RUN_DIR": str(tmp / "run"),
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         "METRICS_TOKEN": METRICS_TOKEN,
     }
-    for command in (["migrate", "--noinput", "-v0"], ["seed_demo"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            check=True,
-            timeout=180,
-            capture_output=True,
-        )
-    (tmp / "metrics").mkdir()
-    with running_gunicorn(env, tmp) as gunicorn:
-        yield Site(gunicorn.base, env)
+    with running_site(tmp, overrides, keep_redis=True, then=[["seed_demo"]]) as gunicorn:
+        yield Site(gunicorn.base, gunicorn.env)
 
 
 def test_writes_by_another_process_show_on_the_next_request(site: Site) -> None:

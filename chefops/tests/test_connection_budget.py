@@ -1,8 +1,10 @@
-"""The connection budget (README "Scaling"): the pool's size, the system check, and a real
-gunicorn whose pooled workers stay within workers x DB_POOL_MAX server connections."""
+"""The connection budget (README "Scaling", chefops/dbbudget.py): when the pool is on by
+default, its size, the system check, and a real gunicorn whose pooled workers stay within
+workers x DB_POOL_MAX server connections."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +19,8 @@ import pytest
 from django.db import connection
 
 from chefops.checks import connection_budget, database_connection_budget
-from chefops.testing.gunicorn import http_get, running_gunicorn
+from chefops.testing.gunicorn import http_get, running_gunicorn, server_env
+from chefops.testing.settings_probe import django_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,11 +34,13 @@ def _budget(settings: Any, **values: Any) -> list[Any]:
 
 
 def test_the_defaults_fit_one_instances_share(settings: Any) -> None:
+    """Persistent connections (the default, no pool): one per request thread, Celery process
+    and beat."""
     found = _budget(
         settings,
+        DB_POOL=False,
         DB_WEB_WORKERS=3,
-        DB_POOL_MAX=4,
-        DB_POOL_MIN=1,
+        DB_WEB_THREADS=4,
         DB_CELERY_PROCESSES=2,
         DB_CONNECTIONS_PER_INSTANCE=16,
     )
@@ -44,6 +49,28 @@ def test_the_defaults_fit_one_instances_share(settings: Any) -> None:
         15,
         "3 web workers x 4 + 2 Celery processes x 1 + 1 beat x 1 = 15",
     )
+
+
+def test_a_pooled_beat_and_celery_process_count_their_pools_min_plus_one(settings: Any) -> None:
+    """Measured: beat holds 2 connections with a pool of min 1 (its first checkout grows the
+    pool while it opens its min_size connection; chefops/dbbudget.py)."""
+    found = _budget(
+        settings,
+        DB_WEB_WORKERS=3,
+        DB_POOL_MAX=3,
+        DB_POOL_MIN=1,
+        DB_CELERY_PROCESSES=2,
+        DB_CONNECTIONS_PER_INSTANCE=16,
+    )
+    assert found == []
+    assert connection_budget() == (
+        15,
+        "3 web workers x 3 + 2 Celery processes x 2 + 1 beat x 2 = 15",
+    )
+    # A pool of 4 per web worker no longer fits 16 once beat's 2 are counted.
+    settings.DB_POOL_MAX = 4
+    assert connection_budget()[0] == 18
+    assert [m.id for m in database_connection_budget()] == ["chefops.W010"]
 
 
 def test_more_than_the_budget_is_a_warning(settings: Any) -> None:
@@ -56,21 +83,24 @@ def test_more_than_the_budget_is_a_warning(settings: Any) -> None:
         DB_CONNECTIONS_PER_INSTANCE=16,
     )
     assert [m.id for m in found] == ["chefops.W010"]
-    assert "4 web workers x 4 + 2 Celery processes x 2 + 1 beat x 2 = 22" in found[0].msg
+    assert "4 web workers x 4 + 2 Celery processes x 3 + 1 beat x 3 = 25" in found[0].msg
     assert "DB_CONNECTIONS_PER_INSTANCE=16" in found[0].msg
 
 
 def test_without_a_pool_every_request_thread_may_keep_a_connection(settings: Any) -> None:
-    settings.DB_WEB_THREADS = 8
     found = _budget(
         settings,
         DB_POOL=False,
+        DB_POOL_MAX=1,  # ignored without a pool
         DB_WEB_WORKERS=3,
+        DB_WEB_THREADS=8,
         DB_CELERY_PROCESSES=2,
         DB_CONNECTIONS_PER_INSTANCE=16,
     )
-    settings.DB_POOL = False
-    assert connection_budget()[0] == 3 * 8 + 2 + 1
+    assert connection_budget() == (
+        27,
+        "3 web workers x 8 + 2 Celery processes x 1 + 1 beat x 1 = 27",
+    )
     assert [m.id for m in found] == ["chefops.W010"]
 
 
@@ -80,15 +110,82 @@ def test_sqlite_has_no_budget(settings: Any) -> None:
     assert database_connection_budget() == []
 
 
-def test_manage_py_check_reports_it_and_the_default_pool_follows_the_budget() -> None:
+_POSTGRES_URL = "postgres://probe@127.0.0.1:1/probe"  # never connected to
+_DATABASE = (
+    "import json; from django.conf import settings as s; d = s.DATABASES['default']; "
+    "print(json.dumps([s.DB_POOL, d['OPTIONS'].get('pool'), d['CONN_MAX_AGE'], "
+    "d['CONN_HEALTH_CHECKS']]))"
+)
+
+
+def _database(**env: str) -> list[Any]:
+    """[DB_POOL, the pool's options, CONN_MAX_AGE, CONN_HEALTH_CHECKS] as settings make them."""
+    done = django_setup(
+        {"DJANGO_ENV": "development", "DATABASE_URL": _POSTGRES_URL, **env},
+        _DATABASE,
+        without=_BUDGET_VARIABLES,
+    )
+    assert done.returncode == 0, done.stderr
+    result: list[Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# Inherited values of these would change the defaults under test.
+_BUDGET_VARIABLES = {
+    "DB_POOL",
+    "DB_POOL_MIN",
+    "DB_POOL_MAX",
+    "DB_CONNECTIONS_PER_INSTANCE",
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "CELERY_WORKER_CONCURRENCY",
+    "CONN_MAX_AGE",
+    "REDIS_URL",
+}
+
+
+def test_the_pool_is_off_by_default_where_persistent_connections_fit() -> None:
+    """3 workers x 4 threads + 2 Celery processes + beat = 15 of 16: persistent connections,
+    health-checked, no pool."""
+    assert _database() == [False, None, 60, True]
+    # Exactly the budget still fits.
+    assert _database(DB_CONNECTIONS_PER_INSTANCE="15")[0] is False
+
+
+def test_the_pool_is_on_by_default_where_persistent_connections_would_not_fit() -> None:
+    """Four instances of a 50-connection plan (12 each): 15 persistent connections would not
+    fit, so each process gets a pool, whose default max is what fits: (12 - (2 + 1) x 2) / 3."""
+    assert _database(DB_CONNECTIONS_PER_INSTANCE="12") == [
+        True,
+        {"min_size": 1, "max_size": 2, "timeout": 2.0},
+        0,
+        True,
+    ]
+    # More request threads than fit: 3 x 5 + 2 + 1 = 18 > 16.
+    pooled, options, _, _ = _database(GUNICORN_THREADS="5")
+    assert pooled is True and options["max_size"] == 3
+
+
+def test_an_explicit_db_pool_wins_over_the_default() -> None:
+    assert _database(DB_POOL="true")[:3] == [
+        True,
+        {"min_size": 1, "max_size": 3, "timeout": 2.0},
+        0,
+    ]
+    assert _database(DB_POOL="false", DB_CONNECTIONS_PER_INSTANCE="12") == [False, None, 60, True]
+    # Tests run without the pool unless told (several assert what one connection does).
+    assert _database(DJANGO_ENV="test", DB_CONNECTIONS_PER_INSTANCE="12")[0] is False
+
+
+def test_manage_py_check_reports_the_budget_it_exceeds() -> None:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in _BUDGET_VARIABLES},
         "DJANGO_ENV": "development",
-        "DATABASE_URL": "postgres://probe@127.0.0.1:1/probe",  # never connected to
+        "DATABASE_URL": _POSTGRES_URL,
         "WEB_CONCURRENCY": "4",
+        "DB_POOL": "true",
         "DB_POOL_MAX": "6",
     }
-    env.pop("REDIS_URL", None)
     out = subprocess.run(
         [sys.executable, "manage.py", "check", "--tag", "database"],
         cwd=ROOT,
@@ -99,23 +196,7 @@ def test_manage_py_check_reports_it_and_the_default_pool_follows_the_budget() ->
         check=True,
     )
     assert "chefops.W010" in out.stderr + out.stdout
-    assert "4 web workers x 6 + 2 Celery processes x 1 + 1 beat x 1 = 27" in out.stderr
-    # Four instances of a 50-connection plan: 12 each, and the pool shrinks to fit.
-    code = "import django; django.setup(); from django.conf import settings; "
-    code += "print(settings.DB_POOL_MAX)"
-    env.update(DB_CONNECTIONS_PER_INSTANCE="12", WEB_CONCURRENCY="3")
-    env.pop("DB_POOL_MAX")
-    env["DJANGO_SETTINGS_MODULE"] = "chefops.settings"
-    shown = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=True,
-    )
-    assert shown.stdout.strip().splitlines()[-1] == "3"
+    assert "4 web workers x 6 + 2 Celery processes x 2 + 1 beat x 2 = 30" in out.stderr
 
 
 @pytest.mark.postgres
@@ -129,18 +210,17 @@ def test_pooled_gunicorn_workers_stay_within_their_pools(tmp_path: Path) -> None
         f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:"
         f"{params['PORT'] or 5432}/{params['NAME']}?application_name={app}"
     )
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": url,
-        "DB_POOL": "true",
-        "DB_POOL_MIN": "1",
-        "DB_POOL_MAX": "2",
-        "RUN_DIR": str(tmp_path / "run"),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": "3",
-    }
+    env = server_env(
+        tmp_path,
+        {
+            "DATABASE_URL": url,
+            "DB_POOL": "true",
+            "DB_POOL_MIN": "1",
+            "DB_POOL_MAX": "2",
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_THREADS": "3",
+        },
+    )
     peak = 0
     stop = threading.Event()
 

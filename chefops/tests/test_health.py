@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -9,7 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from chefops.testing.gunicorn import free_port, http_get, running_gunicorn
+from chefops.testing.gunicorn import free_port, http_get, running_gunicorn, server_env
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -124,15 +123,13 @@ def test_health_is_503_within_2s_when_the_database_is_unreachable(tmp_path: Path
     probe, so it is timed on a warmed server: worker boot is not part of it."""
     import json
 
-    env = {
-        **os.environ,
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing",
-        "WEB_CONCURRENCY": "1",
-        "RUN_DIR": str(tmp_path),
-    }
-    env.pop("REDIS_URL", None)
+    env = server_env(
+        tmp_path,
+        {
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing",
+            "WEB_CONCURRENCY": "1",
+        },
+    )
     with running_gunicorn(env, tmp_path, health_status=503) as gunicorn:
         for _ in range(3):
             started = time.monotonic()

@@ -7,10 +7,7 @@ the rest of the suite runs on.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,10 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chefops.testing.gunicorn import (
     NOT_UP_YET,
-    ROOT,
     free_port,
     http_get,
-    running_gunicorn,
+    running_site,
+    server_env,
     start_gunicorn,
     wait_until_serving,
 )
@@ -71,27 +68,15 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("gunicorn")
     metrics_dir = tmp / "metrics"
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "RUN_DIR": str(tmp / "run"),
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_99999.db").write_bytes(b"stale file from a previous run")
+    overrides = {
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "METRICS_TOKEN": TOKEN,
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    metrics_dir.mkdir()
-    (metrics_dir / "counter_99999.db").write_bytes(b"stale file from a previous run")
-    with running_gunicorn(env, tmp) as gunicorn:
+    with running_site(tmp, overrides) as gunicorn:
         yield Server(gunicorn.base, metrics_dir)
 
 
@@ -197,18 +182,13 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
     tmp_path: Path,
 ) -> None:
     """Also: with the database unreachable, /metrics still answers (database_up 0)."""
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in {"DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN"}
+    env = server_env(
+        tmp_path,
+        {
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing",
+            "WEB_CONCURRENCY": "1",
         },
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/nothing",
-        "RUN_DIR": str(tmp_path / "run"),
-        "WEB_CONCURRENCY": "1",
-    }
+    )
     gunicorn = start_gunicorn(env, tmp_path)
     private: list[Path] = []
     try:
@@ -232,18 +212,16 @@ def test_without_a_configured_directory_gunicorn_uses_and_removes_a_private_one(
 def test_counts_survive_worker_recycling_without_piling_up_files(tmp_path: Path) -> None:
     """max_requests recycles workers; child_exit folds their counts into an archive file."""
     metrics_dir = tmp_path / "metrics"
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",  # health needs no tables
-        "RUN_DIR": str(tmp_path / "run"),
-        "WEB_CONCURRENCY": "2",
-        "GUNICORN_MAX_REQUESTS": "5",
-        "GUNICORN_MAX_REQUESTS_JITTER": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "METRICS_TOKEN": "",
-    }
+    env = server_env(  # its SQLite database unmigrated: health needs no tables
+        tmp_path,
+        {
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_MAX_REQUESTS": "5",
+            "GUNICORN_MAX_REQUESTS_JITTER": "0",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "METRICS_TOKEN": "",
+        },
+    )
     gunicorn = start_gunicorn(env, tmp_path)
     try:
         wait_until_serving(gunicorn, workers=2, status=200)

@@ -63,7 +63,8 @@ def test_pgbouncer_mode_keeps_no_state_between_transactions() -> None:
     on = _settings_of({"DATABASE_URL": url, "DB_PGBOUNCER": "true", "DB_POOL": "true"})
     assert on["cursors"] is True
     assert on["options"]["prepare_threshold"] is None
-    assert on["options"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 2.0}
+    # (16 - (2 Celery processes + beat) x 2) / 3 web workers (chefops/dbbudget.py)
+    assert on["options"]["pool"] == {"min_size": 1, "max_size": 3, "timeout": 2.0}
     assert on["max_age"] == 0  # a pool excludes persistent connections
     off = _settings_of({"DATABASE_URL": url, "DB_PGBOUNCER": "false", "DB_POOL": "false"})
     assert off["cursors"] is False

@@ -21,7 +21,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from chefops.testing.gunicorn import ROOT, http_get, running_gunicorn
+from chefops.testing.gunicorn import ROOT, http_get, running_site
 from chefops.testing.settings_probe import django_setup
 
 TOKEN = "metrics-token-for-release-tests"
@@ -54,26 +54,13 @@ def test_release_version_comes_from_the_image_then_the_platform_then_dev() -> No
 @pytest.fixture(scope="module")
 def served_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("release")
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "RUN_DIR": str(tmp / "run"),
+    overrides = {
         "WEB_CONCURRENCY": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         "METRICS_TOKEN": TOKEN,
         "CHEFOPS_VERSION": RELEASE,
     }
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    (tmp / "metrics").mkdir()
-    with running_gunicorn(env, tmp) as gunicorn:
+    with running_site(tmp, overrides) as gunicorn:
         yield gunicorn.base
 
 

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.scale import Stack, periods_spanned
+from bench.scale import PGBOUNCER_POOL, Stack, periods_spanned, scale_pgbouncer_config
 from bench.scale_report import (
     SERVER_CONNECTION_LIMIT,
     Figures,
     classify,
     haproxy_config,
     judge,
-    pgbouncer_config,
     table,
 )
+from chefops.testing.pgbouncer import pgbouncer_config
 
 SERVERS = [("web1", 8001), ("web2", 8002), ("web3", 8003)]
 
@@ -62,28 +62,21 @@ def test_haproxy_accepts_the_generated_config(tmp_path: Path) -> None:
 
 
 def test_pgbouncer_config_caps_server_connections_in_transaction_mode() -> None:
-    config = pgbouncer_config(
-        port=6432,
-        workdir="/w",
-        server_port=5999,
-        user="postgres",
-        pool_size=44,
-        run_as=None,
-    )
+    """The harness's PgBouncer comes from the test harness's generator, with its own cap."""
+    config = scale_pgbouncer_config(Path("/w"), port=6432, server_port=5999)
+    assert "listen_port = 6432" in config
     assert "pool_mode = transaction" in config
-    assert "max_db_connections = 44" in config
-    assert "default_pool_size = 44" in config
+    assert f"max_db_connections = {PGBOUNCER_POOL}" in config
+    assert f"default_pool_size = {PGBOUNCER_POOL}" in config
     assert "reserve_pool_size = 0" in config
+    assert "server_idle_timeout = 30" in config
     assert "* = host=127.0.0.1 port=5999" in config
-    assert "user =" not in config
-    assert "user = postgres" in pgbouncer_config(
-        port=1,
-        workdir="/w",
-        server_port=2,
-        user="postgres",
-        pool_size=1,
-        run_as="postgres",
-    )
+    assert "auth_file = /w/userlist.txt" in config
+    for run_as, line in ((None, "user ="), ("postgres", "user = postgres")):
+        config = pgbouncer_config(
+            port=1, workdir=Path("/w"), server_port=2, user="postgres", run_as=run_as
+        )
+        assert (line in config) is (run_as is not None)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +104,7 @@ def passing() -> Figures:
         ok=98,
         refused=2,
         peak_server_connections=20,
-        peak_pool_clients=30,
+        peak_app_clients=30,
         staleness_checks=10,
         outbox_events=50,
         job_runs={"generate_service_days": 1, "apply_fallback": 1},
@@ -141,8 +134,8 @@ def test_judge_passes_a_clean_run() -> None:
         ),
         ({"peak_server_connections": 0}, "peak server connections"),  # never measured
         (
-            {"peak_pool_clients": SERVER_CONNECTION_LIMIT + 1},
-            "peak pool connections to PgBouncer",
+            {"peak_app_clients": SERVER_CONNECTION_LIMIT + 1},
+            "peak app connections to PgBouncer",
         ),
         ({"stale_reads": 1}, "stale reads (write on A, read on B and C)"),
         ({"staleness_checks": 0}, "stale reads (write on A, read on B and C)"),

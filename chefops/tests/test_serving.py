@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from chefops.testing.gunicorn import Gunicorn, running_gunicorn
+from chefops.testing.gunicorn import Gunicorn, running_site
 
 pytestmark = pytest.mark.slow
 
@@ -34,29 +34,8 @@ MEGABYTE = 1_000_000
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     tmp = tmp_path_factory.mktemp("serving")
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in {"DATABASE_URL", "REDIS_URL"} and not k.startswith("GUNICORN_")
-        },
-        "DJANGO_ENV": "development",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "RUN_DIR": str(tmp / "run"),
-        "WEB_CONCURRENCY": str(WORKERS),
-        "GUNICORN_THREADS": "4",
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        check=True,
-        timeout=300,
-    )
-    with running_gunicorn(env, tmp) as gunicorn:
+    overrides = {"LOG_LEVEL": "WARNING", "WEB_CONCURRENCY": str(WORKERS), "GUNICORN_THREADS": "4"}
+    with running_site(tmp, overrides) as gunicorn:
         yield gunicorn
 
 
