@@ -210,15 +210,16 @@ def markdown(
             f"{p['sizes_mib']['database']:,.0f} | {p['sizes_mib']['table']:,.0f} + "
             f"{p['sizes_mib']['indexes']:,.0f} |"
         )
-    head = " | ".join(f"{s} req/s | {s} p50 / p95 / p99 ms" for s in sizes)
+    head = " | ".join(f"{s} req/s | {s} p50 / p95 / p99 ms | {s} web CPU ms/req" for s in sizes)
     lines += [
         "",
         f"| endpoint | {head} | p95 {last} ÷ {first} | target |",
-        "|---|" + "---:|---:|" * len(sizes) + "---:|---|",
+        "|---|" + "---:|---:|---:|" * len(sizes) + "---:|---|",
     ]
     for name, by_size in results.items():
         cells = " | ".join(
-            f"{r.rps:,.0f} | {r.pct(50):.1f} / {r.pct(95):.1f} / {r.pct(99):.1f}"
+            f"{r.rps:,.0f} | {r.pct(50):.1f} / {r.pct(95):.1f} / {r.pct(99):.1f} | "
+            f"{r.server_cpu_ms:.1f}"
             for r in (by_size[s] for s in sizes)
         )
         ratio, met = verdicts[name]
@@ -240,6 +241,9 @@ def markdown(
             f"{g['ms']:,} ms | {g['rerun_ms']:,} ms | ≤ 5 s: {'ok' if ok else 'MISSED'} |"
         )
     lines += [
+        "",
+        "web CPU ms/req: CPU time of that size's gunicorn workers per request (other work on "
+        "the machine inflates it far less than the latencies; PostgreSQL's share is not in it).",
         "",
         "p95 of each run (ms): "
         + "; ".join(

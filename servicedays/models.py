@@ -45,8 +45,8 @@ class ServiceDay(models.Model):
             # migration 0003): it is the hot path too, a contract's days in a date range in
             # either direction (SPEC §5.3), and the finance aggregates, the ten recent services
             # and the weekly report read it only, not one heap page per day (days of one
-            # contract are spread over the table by date). One contract-leading index instead
-            # of two halves what the daily generation writes into indexes at 10M rows
+            # contract are spread over the table by date). With the id in it the recent
+            # services probe each contract instead of every tenant's days of the month
             # (docs/benchmarks.md, "Issue #18: cost as data grows").
             models.UniqueConstraint(
                 fields=["contract", "service_date"], name="serviceday_contract_date_unique"

@@ -2,8 +2,10 @@
 # grows"). On PostgreSQL the unique (contract, service_date) constraint's index takes over what
 # the (contract, service_date DESC) covering index did, plus the id: it INCLUDEs id, status and
 # quantities, so the finance aggregates, the ten recent services and the weekly report read it
-# only. The daily generation then maintains one such index instead of two: at 10M rows, 10,000
-# contracts' days inserted in 4.1 s instead of 9.0 s (half the dirtied pages and WAL).
+# only. With the id in it, the planner keeps probing each of a tenant's contracts for the recent
+# services (0.5 ms for a caterer with 100 contracts at 1M rows) instead of hashing every
+# tenant's days of the month (20 ms, a cost that grows with the tenants); the table carries one
+# big index less (1.2 GB of indexes instead of 1.4 GB at 10M rows).
 #
 # Without a write lock on the big table: the new unique index is built CONCURRENTLY, then
 # swapped in under the constraint's name in one ALTER TABLE (a brief lock, no scan), and the
