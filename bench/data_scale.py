@@ -101,6 +101,11 @@ SIZES = {
 }
 
 
+def shown(size: str) -> str:
+    """100k, 1M, 10M (the database names and --sizes take lower case)."""
+    return size.replace("m", "M")
+
+
 def db_url(args: argparse.Namespace, size: str) -> str:
     return f"{args.pg}/{args.db_prefix}_{size}"
 
@@ -205,15 +210,18 @@ def markdown(
     for size in sizes:
         spec, p = SIZES[size], prepared[size]
         lines.append(
-            f"| {size} | {p['data']['companies']:,} | {spec.contracts:,} + "
+            f"| {shown(size)} | {p['data']['companies']:,} | {spec.contracts:,} + "
             f"{spec.past_contracts:,} | {p['data']['service_days']:,} | "
             f"{p['sizes_mib']['database']:,.0f} | {p['sizes_mib']['table']:,.0f} + "
             f"{p['sizes_mib']['indexes']:,.0f} |"
         )
-    head = " | ".join(f"{s} req/s | {s} p50 / p95 / p99 ms | {s} web CPU ms/req" for s in sizes)
+    head = " | ".join(
+        f"{shown(s)} req/s | {shown(s)} p50 / p95 / p99 ms | {shown(s)} web CPU ms/req"
+        for s in sizes
+    )
     lines += [
         "",
-        f"| endpoint | {head} | p95 {last} ÷ {first} | target |",
+        f"| endpoint | {head} | p95 {shown(last)} ÷ {shown(first)} | target |",
         "|---|" + "---:|---:|---:|" * len(sizes) + "---:|---|",
     ]
     for name, by_size in results.items():
@@ -237,7 +245,7 @@ def markdown(
         g = prepared[size]["generation"]
         ok = g["ms"] <= MAX_GENERATION_MS
         lines.append(
-            f"| {size} | every ACTIVE contract | {g['contracts']:,} | {g['inserted']:,} | "
+            f"| {shown(size)} | every ACTIVE contract | {g['contracts']:,} | {g['inserted']:,} | "
             f"{g['ms']:,} ms | {g['rerun_ms']:,} ms | ≤ 5 s: {'ok' if ok else 'MISSED'} |"
         )
     lines += [
@@ -248,7 +256,9 @@ def markdown(
         "p95 of each run (ms): "
         + "; ".join(
             f"{name} "
-            + ", ".join(f"{s} {'/'.join(f'{p:.1f}' for p in r.p95_runs)}" for s, r in by.items())
+            + ", ".join(
+                f"{shown(s)} {'/'.join(f'{p:.1f}' for p in r.p95_runs)}" for s, r in by.items()
+            )
             for name, by in results.items()
         ),
     ]
@@ -374,7 +384,7 @@ def main() -> None:
             for size in sizes:
                 r = results[name][size]
                 print(
-                    f"{name} @ {size}: {r.rps:.0f} req/s, p50 {r.pct(50):.1f} ms, "
+                    f"{name} @ {shown(size)}: {r.rps:.0f} req/s, p50 {r.pct(50):.1f} ms, "
                     f"p95 {r.pct(95):.1f} ms, p99 {r.pct(99):.1f} ms, {r.errors} errors",
                     flush=True,
                 )
