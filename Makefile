@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox bench-webhooks clean
+.PHONY: help install run reset worker beat web test lint fmt typecheck migrations-check ci bench bench-outbox bench-webhooks bench-data-scale clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -74,6 +74,10 @@ bench: $(STAMP) ## Benchmarks against PostgreSQL; figures go to docs/benchmarks.
 
 bench-outbox: $(STAMP) ## Outbox dispatch throughput only (PostgreSQL)
 	$(BIN)/python bench/outbox_bench.py --events $${OUTBOX_BENCH_EVENTS:-50000}
+
+bench-data-scale: $(STAMP) ## The data endpoints at 100k, 1M and 10M service days (issue #18; ~4 GB, dropped after)
+	bash bin/ensure-wrk.sh
+	$(BIN)/python bench/data_scale.py $(if $(DATA_SCALE_KEEP),,--drop) $${DATA_SCALE_ARGS:-}
 
 bench-webhooks: $(STAMP) ## Webhook fan-out + delivery to a local receiver (PostgreSQL)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/chefops_bench_webhooks} \

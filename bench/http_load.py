@@ -320,6 +320,36 @@ def prepare(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def data_endpoints(ctx: dict[str, Any]) -> list[tuple[str, list[str], str | None]]:
+    """The data endpoints of issue #18 as (name, paths, token), from prepare()'s ids, dates and
+    tokens: the caterer's contract list, the client's range and report over each of its
+    contracts, and finance metrics for the client and for the caterer."""
+    client_auth, caterer_auth = ctx["client_token"], ctx["caterer_token"]
+    contracts = ctx["client_contracts"]
+    return [
+        ("contract list (caterer, 100 contracts)", ["/api/contracts?limit=100"], caterer_auth),
+        (
+            "service-day range (30 days)",
+            [
+                f"/api/contracts/{c}/service-days?from={ctx['from']}&to={ctx['to']}"
+                for c in contracts
+            ],
+            client_auth,
+        ),
+        (
+            "weekly report",
+            [f"/api/contracts/{c}/reports/weekly?weekStart={ctx['monday']}" for c in contracts],
+            client_auth,
+        ),
+        ("finance metrics", ["/api/contracts/finance-metrics"], client_auth),
+        (
+            "finance metrics (caterer, 100 contracts)",
+            ["/api/contracts/finance-metrics"],
+            caterer_auth,
+        ),
+    ]
+
+
 def start_gunicorn(
     env: dict[str, str], port: int, app: str = "chefops.wsgi"
 ) -> subprocess.Popen[bytes]:
@@ -989,31 +1019,10 @@ def main() -> None:
     print(ctx["generation"].line(), flush=True)
     print(f"background writer: {len(ctx['writable_days'])} days the client can confirm", flush=True)
 
-    client_auth, caterer_auth = ctx["client_token"], ctx["caterer_token"]
-    WRITER.update(token=client_auth, days=list(ctx["writable_days"]))
-    contracts = ctx["client_contracts"]
+    WRITER.update(token=ctx["client_token"], days=list(ctx["writable_days"]))
     endpoints: list[tuple[str, list[str], str | None]] = [
         ("health", ["/api/health"], None),
-        ("contract list (caterer, 100 contracts)", ["/api/contracts?limit=100"], caterer_auth),
-        (
-            "service-day range (30 days)",
-            [
-                f"/api/contracts/{c}/service-days?from={ctx['from']}&to={ctx['to']}"
-                for c in contracts
-            ],
-            client_auth,
-        ),
-        (
-            "weekly report",
-            [f"/api/contracts/{c}/reports/weekly?weekStart={ctx['monday']}" for c in contracts],
-            client_auth,
-        ),
-        ("finance metrics", ["/api/contracts/finance-metrics"], client_auth),
-        (
-            "finance metrics (caterer, 100 contracts)",
-            ["/api/contracts/finance-metrics"],
-            caterer_auth,
-        ),
+        *data_endpoints(ctx),
     ]
 
     ctx["driver"] = driver

@@ -28,6 +28,10 @@ bash bin/ensure-wrk.sh || true  # without wrk, http_load.py uses its python driv
 # when a target of issue #18 is missed (health >= 50 % of bare, the data endpoints' p95 and
 # req/s with the read cache off and on, the web process's memory).
 run $BIN/python bench/http_load.py --db-url "$PG/chefops_bench_http"
+# Issue #18, cost as data grows: the data endpoints at 100k, 1M and 10M service days, each in its
+# own chefops_bench_scale_* database (dropped after); exits non-zero when p95 at 10M is over
+# 1.25 x p95 at 100k or the generation of 10,000 contracts takes over 5 s.
+run $BIN/python bench/data_scale.py --pg "$PG" --drop
 echo
 [ $status -eq 0 ] && echo "benchmarks: all targets met" || echo "benchmarks: some target missed (see above)"
 exit $status

@@ -37,6 +37,17 @@ GENERATE_LOCK_ID = 100001
 FALLBACK_LOCK_ID = 100002
 DEFAULT_GENERATION_DAYS = rules.UPCOMING_WINDOW_DAYS
 SQLITE_BATCH_SIZE = 500
+# The ids of the days the generation inserts: time-ordered UUIDs (RFC 9562 version 7: the Unix
+# time in ms in the first 48 bits, then the version and random bits of gen_random_uuid()).
+# Random (version 4) ids put each of a run's rows on a random leaf page of the primary key
+# index; at 10M rows that index outgrows the buffer cache and the daily run for 10,000
+# contracts dirtied and logged most of it (8.7 s against 3.9 s with these ids; docs/
+# benchmarks.md, "Issue #18: cost as data grows"). Time-ordered ids land on a few pages.
+UUID7_SQL = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING "
+    "substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) "
+    "FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"
+)
 
 
 def advisory_xact_lock(lock_id: int) -> bool:
@@ -157,7 +168,7 @@ def _generate_postgres(
     # Date + integer arithmetic and isodow of a plain date: no time zone is involved anywhere.
     sql = f"""
         INSERT INTO {day} (id, contract_id, service_date, status, created_at, updated_at)
-        SELECT gen_random_uuid(), c.id, d.service_date, %(pending)s, %(now)s, %(now)s
+        SELECT {UUID7_SQL}, c.id, d.service_date, %(pending)s, %(now)s, %(now)s
         FROM {contract} c
         JOIN {weekday} w ON w.contract_id = c.id
         JOIN (

@@ -41,6 +41,13 @@ class ServiceDay(models.Model):
     class Meta:
         ordering = ["service_date", "id"]
         constraints = [
+            # On PostgreSQL its index also carries the id, status and quantities (INCLUDE,
+            # migration 0003): it is the hot path too, a contract's days in a date range in
+            # either direction (SPEC §5.3), and the finance aggregates, the ten recent services
+            # and the weekly report read it only, not one heap page per day (days of one
+            # contract are spread over the table by date). With the id in it the recent
+            # services probe each contract instead of every tenant's days of the month
+            # (docs/benchmarks.md, "Issue #18: cost as data grows").
             models.UniqueConstraint(
                 fields=["contract", "service_date"], name="serviceday_contract_date_unique"
             ),
@@ -61,15 +68,6 @@ class ServiceDay(models.Model):
             ),
         ]
         indexes = [
-            # The hot path: a contract's days in a date range, newest first (SPEC §5.3). On
-            # PostgreSQL the quantities and status ride along in the index, so the finance
-            # aggregates over a client's months read the index only, not one heap page per day
-            # (days of one contract are spread over the table by date).
-            models.Index(
-                fields=["contract", "-service_date"],
-                include=["status", "expected_quantity", "served_quantity"],
-                name="serviceday_contract_date_cov",
-            ),
             models.Index(fields=["service_date"], name="serviceday_date_idx"),
             models.Index(fields=["contract", "status"], name="serviceday_contract_status_idx"),
             # The hourly fallback only ever looks at days still waiting for an expected

@@ -418,3 +418,20 @@ def test_concurrent_runs_skip_while_another_holds_the_lock(cast: Any) -> None:
         release.set()
         holder.join(timeout=60)
     assert jobs.service_days_generate_upcoming().inserted == 8
+
+
+@pytest.mark.postgres
+def test_generated_ids_are_time_ordered_uuids(cast: Any) -> None:
+    """Version 7 (48-bit Unix ms first): the primary key index takes a run's rows on a few
+    pages instead of one random page each (docs/benchmarks.md, "cost as data grows")."""
+    contract = make_contract(cast, weekdays=[1, 2, 3, 4, 5, 6, 7])
+    before_ms = int(time.time() * 1000)
+    jobs.service_days_generate_for_contracts([contract.pk], days=7)
+    after_ms = int(time.time() * 1000)
+    ids = list(ServiceDay.objects.filter(contract=contract).values_list("id", flat=True))
+    assert len(ids) == 8
+    assert {i.version for i in ids} == {7}
+    assert {i.variant for i in ids} == {"specified in RFC 4122"}
+    assert len(set(ids)) == 8
+    # The database's clock may differ a little from this process's; a minute is plenty.
+    assert all(before_ms - 60_000 <= i.int >> 80 <= after_ms + 60_000 for i in ids)

@@ -8,15 +8,24 @@ Shape of the data (so benchmarks can pick meaningful callers):
 - companies: the first half caterings ``bench-catering-<i>@bench.example.com``, the rest clients
   ``bench-client-<i>@bench.example.com``; each has one ADMIN user with that e-mail and the
   password ``BENCH_PASSWORD`` (one precomputed hash, reused);
-- contracts, all ACTIVE, Mon-Fri: catering 0 has 100 (clients 0-99), client 0 has 50
-  (caterings 0-49); the rest spread over the other pairs;
-- service days: the same number per contract, on the weekdays before today (so today's
-  generation window is still empty), CONFIRMED with deterministic quantities.
+- contracts, Mon-Fri: ``--contracts`` ACTIVE ones, catering 0 has 100 (clients 0-99), client 0
+  has 50 (caterings 0-49), the rest spread over the other pairs; then ``--past-contracts``
+  TERMINATED ones (tenants that left, their history kept) on further pairs, never catering 0's
+  or client 0's, each ended on a weekday of the last year;
+- service days: on the weekdays before today (so today's generation window is still empty),
+  CONFIRMED with deterministic quantities; the same number per contract, except that the
+  measured contracts (catering 0's and client 0's) get at least ``MEASURED_MIN_WEEKDAYS``, so
+  the benchmarked reads (30-day range, last week's report, this and last month's finance
+  metrics) see full windows at every size (bench/data_scale.py loads 100k to 10M days).
+  ``--date-order`` inserts them date by date, oldest first, as the daily generation job does
+  (a contract's days spread over the table, one per day's batch); the default keeps each
+  contract's days together.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -45,6 +54,22 @@ EMAIL_DOMAIN = "bench.example.com"
 BIG_CATERER_CONTRACTS = 100
 BIG_CLIENT_CONTRACTS = 50
 BATCH = 5000
+# Weekdays of history the measured contracts get at least: the previous month starts at most
+# ~23 weekdays back, so 50 (10 weeks) covers every window the benchmarked reads look at.
+MEASURED_MIN_WEEKDAYS = 50
+# A TERMINATED contract of the data set ended on one of the last PAST_END_SPREAD weekdays.
+PAST_END_SPREAD = 260
+
+
+@dataclass(frozen=True)
+class DaysLayout:
+    """Where each contract's days go: contract i has counts[i] days on the weekdays numbered
+    newest[i] .. newest[i] + counts[i] - 1 of ``dates`` (1 = the last weekday before today)."""
+
+    contract_ids: list[Any]
+    newest: list[int]
+    counts: list[int]
+    dates: list[date]
 
 
 def catering_email(index: int) -> str:
@@ -81,6 +106,32 @@ def contract_pairs(caterers: int, clients: int, total: int) -> list[tuple[int, i
     return pairs
 
 
+def is_measured(pair: tuple[int, int]) -> bool:
+    """A contract of the tenants the benchmarks read as: catering 0 or client 0."""
+    return pair[0] == 0 or pair[1] == 0
+
+
+def days_per_contract(measured: list[bool], total: int, minimum: int) -> list[int]:
+    """How many days each contract gets: ``total`` split evenly, except that the measured
+    contracts get at least ``minimum`` each (while ``total`` allows) and the others share
+    what remains; remainders go to the first contracts that share."""
+    count, big = len(measured), sum(measured)
+    if big in (0, count):
+        base, extra = divmod(total, count)
+        return [base + (1 if i < extra else 0) for i in range(count)]
+    depth = min(max(minimum, total // count), total // big)
+    base, extra = divmod(total - depth * big, count - big)
+    out: list[int] = []
+    shared = 0
+    for flag in measured:
+        if flag:
+            out.append(depth)
+        else:
+            out.append(base + (1 if shared < extra else 0))
+            shared += 1
+    return out
+
+
 def weekdays_before(today: date, count: int) -> list[date]:
     out: list[date] = []
     day = today - timedelta(days=1)
@@ -99,6 +150,17 @@ class Command(BaseCommand):
         parser.add_argument("--contracts", type=int, default=10000)
         parser.add_argument("--service-days", type=int, default=1000000)
         parser.add_argument(
+            "--past-contracts",
+            type=int,
+            default=0,
+            help="TERMINATED contracts beside the ACTIVE ones, with their history",
+        )
+        parser.add_argument(
+            "--date-order",
+            action="store_true",
+            help="insert the service days date by date (oldest first), as the daily job does",
+        )
+        parser.add_argument(
             "--if-missing", action="store_true", help="Do nothing if a bench data set is loaded."
         )
         parser.add_argument(
@@ -113,8 +175,8 @@ class Command(BaseCommand):
                 f"(this is {connection.vendor} {name!r}); it loads a million rows"
             )
         companies, contracts = options["companies"], options["contracts"]
-        service_days = options["service_days"]
-        if companies < 2 or contracts < 1 or service_days < 0:
+        service_days, past = options["service_days"], options["past_contracts"]
+        if companies < 2 or contracts < 1 or service_days < 0 or past < 0:
             raise CommandError("need at least 2 companies and 1 contract")
         present = Company.objects.filter(email=client_email(0)).exists()
         if present and options["if_missing"]:
@@ -132,10 +194,10 @@ class Command(BaseCommand):
             company_ids = self._companies(companies)
             timings["companies+users"] = time.monotonic() - mark
             mark = time.monotonic()
-            contract_ids = self._contracts(company_ids, contracts)
+            layout = self._contracts(company_ids, contracts, past, service_days)
             timings["contracts"] = time.monotonic() - mark
             mark = time.monotonic()
-            inserted = self._service_days(len(contract_ids), service_days)
+            inserted = self._service_days(layout, date_order=options["date_order"])
             timings["service days"] = time.monotonic() - mark
         mark = time.monotonic()
         with connection.cursor() as cursor:
@@ -144,7 +206,8 @@ class Command(BaseCommand):
         timings["analyze"] = time.monotonic() - mark
         detail = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
         self.stdout.write(
-            f"bench_data: {companies} companies, {len(contract_ids)} contracts, {inserted} "
+            f"bench_data: {companies} companies, {contracts} active and {past} terminated "
+            f"contracts, {inserted} "
             f"service days in {time.monotonic() - started:.1f}s ({detail}); "
             f"logins {client_email(0)} / {catering_email(0)}, password {BENCH_PASSWORD}"
         )
@@ -212,35 +275,51 @@ class Command(BaseCommand):
             "clients": [c.pk for c in rows[caterers:]],
         }
 
-    def _contracts(self, companies: dict[str, list[Any]], count: int) -> list[Any]:
+    def _contracts(
+        self, companies: dict[str, list[Any]], active: int, past: int, service_days: int
+    ) -> DaysLayout:
         caterers, clients = companies["caterers"], companies["clients"]
+        pairs = contract_pairs(len(caterers), len(clients), active + past)
+        if any(is_measured(pair) for pair in pairs[active:]):
+            raise CommandError("too few contracts for the measured tenants' 150 ACTIVE ones")
+        counts = days_per_contract(
+            [is_measured(pair) for pair in pairs], service_days, MEASURED_MIN_WEEKDAYS
+        )
+        # Weekday number k (1 = the last weekday before today) of each contract's newest day:
+        # 1 for the ACTIVE ones, a weekday of the last year for the TERMINATED ones.
+        newest = [1] * active + [2 + j % PAST_END_SPREAD for j in range(past)]
+        dates = weekdays_before(
+            timezone.now().date(),
+            max(k + max(n, 1) - 1 for k, n in zip(newest, counts, strict=True)),
+        )
         start = timezone.now().date() - timedelta(days=400)
-        contracts = [
-            Contract(
-                catering_company_id=caterers[cat],
-                client_company_id=clients[cli],
-                start_date=start,
-                price_per_service=Decimal("10.00") + Decimal("0.25") * (n % 20),
-                flexible_quantity=True,
-                min_daily_quantity=10,
-                max_daily_quantity=100,
-                notice_period_hours=24,
-                status=ContractStatus.ACTIVE,
+        contracts = []
+        for n, (cat, cli) in enumerate(pairs):
+            oldest = dates[newest[n] + counts[n] - 2] if counts[n] else dates[newest[n] - 1]
+            contracts.append(
+                Contract(
+                    catering_company_id=caterers[cat],
+                    client_company_id=clients[cli],
+                    start_date=min(start, oldest),
+                    end_date=None if n < active else dates[newest[n] - 1],
+                    price_per_service=Decimal("10.00") + Decimal("0.25") * (n % 20),
+                    flexible_quantity=True,
+                    min_daily_quantity=10,
+                    max_daily_quantity=100,
+                    notice_period_hours=24,
+                    status=ContractStatus.ACTIVE if n < active else ContractStatus.TERMINATED,
+                )
             )
-            for n, (cat, cli) in enumerate(contract_pairs(len(caterers), len(clients), count))
-        ]
         Contract.objects.bulk_create(contracts, batch_size=BATCH)
         ContractWeekday.objects.bulk_create(
             [ContractWeekday(contract=c, day_of_week=d) for c in contracts for d in range(1, 6)],
             batch_size=BATCH,
         )
-        return [c.pk for c in contracts]
+        return DaysLayout([c.pk for c in contracts], newest, counts, dates)
 
-    def _service_days(self, contracts: int, total: int) -> int:
-        if total == 0:
+    def _service_days(self, layout: DaysLayout, *, date_order: bool) -> int:
+        if sum(layout.counts) == 0:
             return 0
-        per_contract, extra = divmod(total, contracts)
-        dates = weekdays_before(timezone.now().date(), per_contract + (1 if extra else 0))
         table = ServiceDay._meta.db_table
         now = timezone.now()
         with connection.cursor() as cursor:
@@ -266,34 +345,48 @@ class Command(BaseCommand):
                 cursor.execute(f'DROP INDEX "{index_name}"')
             for constraint_name, _definition in reversed(constraints):
                 cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint_name}"')
-            # Rows of contract number rn (1-based) on date number k (1 = yesterday's weekday):
-            # every contract gets per_contract days, the first `extra` contracts one more.
-            cursor.execute(
-                f"""
+            # Contract number rn (1-based, in creation order) has its days on weekday numbers
+            # k = newest .. newest + count - 1 (1 = the last weekday before today). Quantities
+            # depend on (rn, k) only: the same contract has the same days at every size.
+            sql = f"""
                 INSERT INTO {table} (id, contract_id, service_date, expected_quantity,
                     served_quantity, expected_confirmed_at, served_confirmed_at, status,
                     created_at, updated_at)
-                SELECT gen_random_uuid(), c.id, d.day, q.expected, q.served,
+                SELECT gen_random_uuid(), p.id, d.day, q.expected, q.served,
                        d.day - INTERVAL '30 hours', d.day + INTERVAL '15 hours',
                        %(confirmed)s, %(now)s, %(now)s
-                FROM (SELECT id, row_number() OVER (ORDER BY created_at, id) AS rn
-                      FROM {Contract._meta.db_table}) c
-                CROSS JOIN unnest(%(dates)s::date[]) WITH ORDINALITY AS d(day, k)
+                FROM unnest(%(ids)s::uuid[], %(newest)s::int[], %(counts)s::int[])
+                     WITH ORDINALITY AS p(id, newest, n, rn)
+                CROSS JOIN LATERAL generate_series(
+                    GREATEST(p.newest, %(k_low)s), LEAST(p.newest + p.n - 1, %(k_high)s)
+                ) AS g(k)
+                CROSS JOIN LATERAL (SELECT (%(dates)s::date[])[g.k] AS day) d
                 CROSS JOIN LATERAL (
-                    SELECT 10 + ((c.rn * 31 + d.k * 17) %% 91)::int AS expected,
-                           10 + ((c.rn * 31 + d.k * 17 + (d.k %% 7) * 5) %% 91)::int AS served
+                    SELECT 10 + ((p.rn * 31 + g.k * 17) %% 91)::int AS expected,
+                           10 + ((p.rn * 31 + g.k * 17 + (g.k %% 7) * 5) %% 91)::int AS served
                 ) q
-                WHERE d.k <= %(per_contract)s OR c.rn <= %(extra)s
-                """,
-                {
-                    "confirmed": ServiceDayStatus.CONFIRMED,
-                    "now": now,
-                    "dates": dates,
-                    "per_contract": per_contract,
-                    "extra": extra,
-                },
+                """
+            params: dict[str, Any] = {
+                "confirmed": ServiceDayStatus.CONFIRMED,
+                "now": now,
+                "ids": layout.contract_ids,
+                "newest": layout.newest,
+                "counts": layout.counts,
+                "dates": layout.dates,
+            }
+            # One statement for all; or one per date, oldest first (the heap then holds the
+            # days date by date, as years of daily generation leave them).
+            spans = (
+                [(k, k) for k in range(len(layout.dates), 0, -1)]
+                if date_order
+                else [(1, len(layout.dates))]
             )
-            inserted = cursor.rowcount
+            inserted = 0
+            for k_low, k_high in spans:
+                cursor.execute(sql, {**params, "k_low": k_low, "k_high": k_high})
+                inserted += cursor.rowcount
+            # Index builds sort millions of rows: give them memory (this transaction only).
+            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
             for constraint_name, definition in constraints:
                 cursor.execute(
                     f'ALTER TABLE {table} ADD CONSTRAINT "{constraint_name}" {definition}'
