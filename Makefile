@@ -64,7 +64,7 @@ typecheck: $(STAMP) ## mypy with the Django and DRF plugins
 
 migrations-check: $(STAMP) ## No missing migrations; no backward-incompatible migration
 	DJANGO_ENV=test $(BIN)/python manage.py makemigrations --check --dry-run
-	DJANGO_ENV=test $(BIN)/python manage.py lintmigrations --include-apps chefops companies contracts servicedays outbox webhooks
+	DJANGO_ENV=test $(BIN)/python manage.py lintmigrations --no-cache --include-apps chefops companies contracts servicedays outbox webhooks
 
 ci: $(STAMP) ## What .ci/run runs: every check, then the suite on PostgreSQL+Redis and on SQLite
 	bash bin/ci.sh

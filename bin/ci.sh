@@ -49,7 +49,9 @@ trap 'psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -qc "DROP DATABASE IF EXISTS 
 step "missing migrations"
 DJANGO_ENV=test $BIN/python manage.py makemigrations --check --dry-run
 step "migration linter (PostgreSQL)"
-DJANGO_ENV=test DATABASE_URL=$CI_DATABASE_URL $BIN/python manage.py lintmigrations \
+# --no-cache: the linter's verdicts are cached per user ($HOME), shared by every checkout and
+# database on the machine; a verdict cached from another run (SQLite's, say) must not decide.
+DJANGO_ENV=test DATABASE_URL=$CI_DATABASE_URL $BIN/python manage.py lintmigrations --no-cache \
   --include-apps chefops companies contracts servicedays outbox webhooks
 step "check --deploy (production settings)"
 DJANGO_ENV=production \
