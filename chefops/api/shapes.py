@@ -28,14 +28,21 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from chefops.api.fields import iso_ms
 from chefops.api.naming import to_camel
 from chefops.api.renderers import CamelDict
-from chefops.api.sqltext import date_text, iso_ms_sql, iso_ms_text, uuid_sql, uuid_text
+from chefops.api.sqltext import (
+    date_sql,
+    date_text,
+    iso_ms_sql,
+    iso_ms_text,
+    uuid_sql,
+    uuid_text,
+)
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,15 @@ class _Kind:
     from_row: str | None
     row_none_safe: bool = False
     select: Callable[[str], str] = str
+    # PostgreSQL selects the column as its final JSON text (``select``): no conversion there.
+    text_on_postgres: bool = False
 
 
-_UUID = _Kind("str", "uuid_text", select=uuid_sql)
-_INSTANT = _Kind("iso_ms", "iso_ms_text", row_none_safe=True, select=iso_ms_sql)
-_DATE = _Kind("_isoformat", "date_text", row_none_safe=True)
+_UUID = _Kind("str", "uuid_text", select=uuid_sql, text_on_postgres=True)
+_INSTANT = _Kind(
+    "iso_ms", "iso_ms_text", row_none_safe=True, select=iso_ms_sql, text_on_postgres=True
+)
+_DATE = _Kind("_isoformat", "date_text", row_none_safe=True, select=date_sql, text_on_postgres=True)
 _FLOAT = _Kind("float", "float")
 _BOOL = _Kind(None, "bool")
 _PLAIN = _Kind(None, None)
@@ -108,7 +119,7 @@ class Shape:
 
     def __init__(self, serializer_class: type[serializers.Serializer]) -> None:
         self.serializer_class = serializer_class
-        self._row_functions: dict[int, Callable[[Sequence[Any]], CamelDict]] = {}
+        self._row_functions: dict[tuple[str, int], Callable[[Sequence[Any]], CamelDict]] = {}
 
     @cached_property
     def fields(self) -> list[_Field]:
@@ -151,8 +162,9 @@ class Shape:
 
     def from_row(self, start: int = 0) -> Callable[[Sequence[Any]], CamelDict]:
         """A row of ``start`` other columns, then those of ``select``, as the object with
-        camelCase keys."""
-        function = self._row_functions.get(start)
+        camelCase keys. For the current database vendor, as ``select`` is."""
+        vendor = connection.vendor
+        function = self._row_functions.get((vendor, start))
         if function is None:
             names = [f"_skip{n}" for n in range(start)] + [f"v{n}" for n in range(len(self.fields))]
             items = []
@@ -161,8 +173,11 @@ class Shape:
                 if not key.isidentifier() or keyword.iskeyword(key):
                     raise TypeError(f"{field.name}: {key!r} cannot be a keyword argument")
                 guard = field.nullable and not field.kind.row_none_safe
-                items.append(f"{key}={_call(field.kind.from_row, f'v{position}', guard)}")
-            function = self._row_functions[start] = _compile(
+                convert = field.kind.from_row
+                if vendor == "postgresql" and field.kind.text_on_postgres:
+                    convert = None
+                items.append(f"{key}={_call(convert, f'v{position}', guard)}")
+            function = self._row_functions[vendor, start] = _compile(
                 f"row_{start}",
                 "row",
                 # Unpacking beats a subscript per column, and checks the row's width.

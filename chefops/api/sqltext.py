@@ -62,6 +62,14 @@ def as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
+def date_sql(column: str) -> str:
+    """A date column as ISO ``YYYY-MM-DD`` text on PostgreSQL (finished by ``date_text``),
+    whatever the server's DateStyle."""
+    if connection.vendor == "postgresql":
+        return f"to_char({column}, 'YYYY-MM-DD')"
+    return column
+
+
 def date_text(value: date | str | None) -> str | None:
     if value is None or isinstance(value, str):
         return value
