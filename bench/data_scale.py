@@ -25,6 +25,7 @@ took over 5 s.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -350,25 +351,7 @@ def main() -> None:
                     Path(work.name), index * 10 + sizes.index(size), paths, token, args.concurrency
                 )
 
-                def measure(
-                    name: str,
-                    paths: list[str],
-                    token: str | None,
-                    script: Path | None,
-                    duration: float,
-                    max_requests: int,
-                    port: int = ports[size],
-                ) -> hl.Result:
-                    return hl.load_wrk(
-                        wrk,
-                        script or Path(),
-                        port,
-                        name,
-                        paths[0],
-                        concurrency=args.concurrency,
-                        duration=duration,
-                    )
-
+                measure = functools.partial(hl.run_driver, wrk, ports[size], args.concurrency)
                 measures[size] = (paths, token, script, measure)
                 measure(name, paths, token, script, 1.0, 0)  # warm-up: every worker connects
             ctx["busy"].append(cpu_busy_share())

@@ -833,6 +833,35 @@ WRITTEN_ENDPOINTS = frozenset({"service-day range (30 days)", "weekly report", "
 WRITER: dict[str, Any] = {}
 
 
+def run_driver(
+    wrk: str | None,
+    port: int,
+    concurrency: int,
+    name: str,
+    paths: list[str],
+    token: str | None,
+    script: Path | None,
+    duration: float,
+    max_requests: int,
+) -> Result:
+    """One run with the chosen driver: wrk when a script was written for the endpoint, the
+    python driver otherwise. Bound with functools.partial to (wrk, port, concurrency), it is the
+    ``measure`` callable of measure_once."""
+    if wrk and script is not None:
+        return load_wrk(
+            wrk, script, port, name, paths[0], concurrency=concurrency, duration=duration
+        )
+    return load(
+        port,
+        name,
+        paths,
+        token,
+        concurrency=concurrency,
+        duration=duration,
+        max_requests=max_requests,
+    )
+
+
 def measure_once(
     server: subprocess.Popen[bytes],
     name: str,
@@ -1032,35 +1061,7 @@ def main() -> None:
         ctx["driver_label"] = "python threads"
     print(f"load driver: {ctx['driver_label']}", flush=True)
 
-    def measure(
-        name: str,
-        paths: list[str],
-        token: str | None,
-        script: Path | None,
-        duration: float,
-        max_requests: int,
-        port: int | None = None,
-    ) -> Result:
-        """One run with the chosen driver (wrk when a script was written for the endpoint)."""
-        if wrk and script is not None:
-            return load_wrk(
-                wrk,
-                script,
-                port or args.port,
-                name,
-                paths[0],
-                concurrency=args.concurrency,
-                duration=duration,
-            )
-        return load(
-            port or args.port,
-            name,
-            paths,
-            token,
-            concurrency=args.concurrency,
-            duration=duration,
-            max_requests=max_requests,
-        )
+    measure = functools.partial(run_driver, wrk, args.port, args.concurrency)
 
     ctx["load_before"] = os.getloadavg()[0]
     scripts = tempfile.TemporaryDirectory(prefix="chefops-wrk-")
@@ -1080,7 +1081,7 @@ def main() -> None:
             if driver == "wrk"
             else None
         )
-        BARE["measure"] = functools.partial(measure, port=bare_port)
+        BARE["measure"] = functools.partial(run_driver, wrk, bare_port, args.concurrency)
         BARE["measure"](BARE_NAME, ["/"], None, BARE["script"], 1.0, 2000)  # warm-up
         for read_cache_seconds in modes:
             label = " [read cache on]" if read_cache_seconds else ""

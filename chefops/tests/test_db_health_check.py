@@ -57,26 +57,23 @@ def test_a_quiet_connection_is_used_without_a_round_trip(monkeypatch: pytest.Mon
     assert idle_socket_is_quiet(db.connection)
 
 
-def test_a_connection_the_server_ended_is_replaced_before_the_query(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    db: Any = connection
-    pid = next_request()
-    checks = Checks(monkeypatch)
+def server_ends(db: Any, pid: int) -> None:
     assert terminate_backends("pid = %s", [pid]) == 1
     wait_until_readable(db.connection)
-    assert not idle_socket_is_quiet(db.connection)
-    assert next_request() != pid  # reconnected: the request did not fail
-    assert checks.count == 1
 
 
-def test_a_connection_closed_on_the_client_side_is_replaced(
-    monkeypatch: pytest.MonkeyPatch,
+def client_closes(db: Any, pid: int) -> None:
+    db.connection.close()
+
+
+@pytest.mark.parametrize("end", [server_ends, client_closes], ids=["server-ended", "client-closed"])
+def test_an_ended_connection_is_replaced_before_the_query(
+    monkeypatch: pytest.MonkeyPatch, end: Any
 ) -> None:
     db: Any = connection
     pid = next_request()
     checks = Checks(monkeypatch)
-    db.connection.close()
+    end(db, pid)
     assert not idle_socket_is_quiet(db.connection)
-    assert next_request() != pid
+    assert next_request() != pid  # reconnected: the request did not fail
     assert checks.count == 1

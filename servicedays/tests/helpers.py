@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,23 @@ def make_day(contract: Contract, service_date: date, **values: Any) -> ServiceDa
     if values.get("status") == ServiceDayStatus.CONFIRMED and "served_quantity" not in values:
         values["served_quantity"] = 0
     return ServiceDay.objects.create(contract=contract, service_date=service_date, **values)
+
+
+def make_days(
+    contract: Contract,
+    year: int,
+    month: int,
+    rows: Sequence[tuple[int, int | None, int | None, str]],
+) -> None:
+    """One service day per (day of month, expected, served, status) row."""
+    for day, expected, served, status in rows:
+        make_day(
+            contract,
+            date(year, month, day),
+            expected_quantity=expected,
+            served_quantity=served,
+            status=status,
+        )
 
 
 def post_json(client: APIClient, path: str, body: object) -> Any:

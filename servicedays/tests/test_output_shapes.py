@@ -26,7 +26,7 @@ from servicedays.serializers import (
     WeeklyReportSerializer,
     weekly_report_data,
 )
-from servicedays.tests.helpers import make_contract, make_day
+from servicedays.tests.helpers import make_contract, make_day, make_days
 
 pytestmark = pytest.mark.django_db
 
@@ -77,14 +77,7 @@ def _days(contract: Contract) -> None:
         (18, 45, None, ServiceDayStatus.PENDING),
         (20, None, None, ServiceDayStatus.PENDING),
     ]
-    for day, expected, served, status in rows:
-        make_day(
-            contract,
-            date(2026, 3, day),
-            expected_quantity=expected,
-            served_quantity=served,
-            status=status,
-        )
+    make_days(contract, 2026, 3, rows)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from contracts.models import Contract
 from servicedays.models import ServiceDay, ServiceDayStatus
-from servicedays.tests.helpers import make_contract, make_day
+from servicedays.tests.helpers import make_contract, make_day, make_days
 
 pytestmark = pytest.mark.django_db
 
@@ -37,14 +37,7 @@ def week_days(contract: Contract) -> None:
         (22, 60, None, ServiceDayStatus.PENDING),
         (23, None, None, ServiceDayStatus.PENDING),
     ]
-    for day, exp, srv, status in rows:
-        make_day(
-            contract,
-            date(2026, 1, day),
-            expected_quantity=exp,
-            served_quantity=srv,
-            status=status,
-        )
+    make_days(contract, 2026, 1, rows)
 
 
 def report(
