@@ -32,6 +32,7 @@ from chefops.api.serializers import validated_body, validated_query
 from companies.models import CompanyType, User
 from servicedays import selectors, services
 from servicedays.serializers import (
+    FINANCE_METRICS,
     ConfirmExpectedInput,
     ConfirmServedInput,
     FinanceMetricsSerializer,
@@ -303,7 +304,9 @@ class FinanceMetricsApi(CachedReadView):
         return readcache.cached_response(
             request,
             company.pk,
-            lambda: Response(selectors.finance_metrics_for(company=company, now=now)),
+            lambda: Response(
+                FINANCE_METRICS.render(selectors.finance_metrics_for(company=company, now=now))
+            ),
             scopes=self.read_cache_scopes(company.pk),
             stamp=now.astimezone(UTC).date().isoformat(),
         )

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from chefops.api.fields import json_number
+
 MAX_GENERATION_DAYS = 366
 REPORT_DAYS = 7  # a weekly report covers its start date and the six days after it
 UPCOMING_WINDOW_DAYS = 7  # today .. today + 7: eight calendar dates
@@ -189,11 +191,8 @@ def money_text(value: Decimal) -> str:
     return format(value.quantize(Decimal("0.01")), "f")
 
 
-def as_json_number(value: Decimal) -> int | float:
-    """Money as a JSON number; integral amounts print without a fraction, like JavaScript."""
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
+# Money as a JSON number; integral amounts print without a fraction, like JavaScript.
+as_json_number = json_number
 
 
 # --- Finance metrics (reference §4.6) ---------------------------------------------------------

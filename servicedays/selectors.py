@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from chefops.api.errors import Forbidden, NotFound
+from chefops.api.fields import iso_ms
 from chefops.api.renderers import CamelList
 from chefops.api.sqltext import VendorSql, as_uuid, uuid_text
 from companies.models import Company, CompanyType
@@ -85,13 +86,27 @@ ORDER BY sd.service_date, sd.id
 
 
 class ReportDay(NamedTuple):
-    """The columns of a service day a weekly report shows (JSON and CSV)."""
+    """The columns of a service day a weekly report shows (JSON and CSV), and the contract's
+    price for its cost."""
 
     pk: uuid.UUID
     service_date: date
     expected_quantity: int | None
     served_quantity: int | None
     status: str
+    price: Decimal
+
+    @property
+    def cost(self) -> Decimal:
+        return rules.service_cost(self.served_quantity, self.price)
+
+    @property
+    def day_of_week(self) -> str:
+        return rules.weekday_short_name(self.service_date)
+
+    @property
+    def difference(self) -> int | None:
+        return rules.difference(self.served_quantity, self.expected_quantity)
 
 
 def _build_first_rows_sql() -> str:
@@ -164,8 +179,21 @@ class WeeklyReport:
     def last_date(self) -> date:
         return rules.utc_today(self.week_end)
 
-    def cost(self, day: ReportDay) -> Decimal:
-        return rules.service_cost(day.served_quantity, self.price)
+    @property
+    def week_start_date(self) -> str:
+        return iso_ms(self.week_start)
+
+    @property
+    def week_end_date(self) -> str:
+        return iso_ms(self.week_end)
+
+    @property
+    def total_days(self) -> int:
+        return len(self.days)
+
+    @property
+    def pending_days(self) -> int:
+        return len(self.days) - self.confirmed_days
 
     @property
     def total_expected(self) -> int:
@@ -216,14 +244,15 @@ def weekly_report_for(
     client = CompanyRef(as_uuid(client_id), client_name)
     if company.pk not in (catering.id, client.id):
         raise Forbidden(REPORT_NOT_A_PARTY)
+    price = _money(price)
     return WeeklyReport(
         contract_id=contract_id,
         catering=catering,
         client=client,
-        price=_money(price),
+        price=price,
         week_start=week_start,
         days=[
-            ReportDay(as_uuid(day_id), _as_date(day), expected, served, status)
+            ReportDay(as_uuid(day_id), _as_date(day), expected, served, status, price)
             for *_head, day_id, day, expected, served, status in rows
             if day_id is not None
         ],
@@ -310,7 +339,49 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-def finance_metrics_for(*, company: Company, now: datetime) -> dict[str, Any]:
+class Trend(NamedTuple):
+    current: int
+    previous_month: int
+    change: float
+
+
+class RecentService(NamedTuple):
+    id: str
+    date: date
+    contract_id: str
+    catering_company_name: str
+    client_company_name: str
+    expected: int | None
+    actual: int | None
+    status: str
+    price: Decimal
+
+    @property
+    def deviation(self) -> int | None:
+        return rules.difference(self.actual, self.expected)
+
+    @property
+    def cost(self) -> Decimal | None:
+        return None if self.actual is None else _money(Decimal(self.actual) * self.price)
+
+
+@dataclass(frozen=True)
+class FinanceMetrics:
+    """What FinanceMetricsSerializer shows (its ``source`` attributes); money rounded."""
+
+    consumed: int
+    estimated: int
+    projected_end_of_month: int
+    previous_month: int
+    cost_per_person: Trend
+    utilization_rate: Trend
+    contracts_with_deviation: int
+    upcoming_count: int
+    upcoming_estimated_cost: int
+    recent_services: list[RecentService]
+
+
+def finance_metrics_for(*, company: Company, now: datetime) -> FinanceMetrics:
     """Budget, KPIs and recent services of a company over all its contracts, whatever their
     status: a CLIENT's spend over the contracts it buys (reference §4.6), or, mirrored, a
     CATERING company's revenue over the contracts it serves (same keys and formulas, the
@@ -362,47 +433,38 @@ def finance_metrics_for(*, company: Company, now: datetime) -> dict[str, Any]:
     util_current = rules.utilization_rate(served, expected)
     util_previous = rules.utilization_rate(prev_served, prev_expected)
 
-    return {
-        "budget": {
-            "consumed": rules.js_round(consumed),
-            "estimated": rules.js_round(_money(row[2])),
-            "projected_end_of_month": rules.projected_end_of_month(consumed, today),
-            "previous_month": rules.js_round(prev_consumed),
-        },
-        "kpis": {
-            "cost_per_person": {
-                "current": rules.js_round(cpp_current),
-                "previous_month": rules.js_round(cpp_previous),
-                "change": rules.percent_change(cpp_current, cpp_previous),
-            },
-            "utilization_rate": {
-                "current": rules.js_round(util_current),
-                "previous_month": rules.js_round(util_previous),
-                "change": rules.points_change(util_current, util_previous),
-            },
-            "contracts_with_deviation": int(row[9] or 0),
-            "upcoming_services_week": {
-                "count": int(row[7] or 0),
-                "estimated_cost": rules.js_round(_money(row[8])),
-            },
-        },
-        "recent_services": [_recent_service(r) for r in recent],
-    }
+    return FinanceMetrics(
+        consumed=rules.js_round(consumed),
+        estimated=rules.js_round(_money(row[2])),
+        projected_end_of_month=rules.projected_end_of_month(consumed, today),
+        previous_month=rules.js_round(prev_consumed),
+        cost_per_person=Trend(
+            rules.js_round(cpp_current),
+            rules.js_round(cpp_previous),
+            rules.percent_change(cpp_current, cpp_previous),
+        ),
+        utilization_rate=Trend(
+            rules.js_round(util_current),
+            rules.js_round(util_previous),
+            rules.points_change(util_current, util_previous),
+        ),
+        contracts_with_deviation=int(row[9] or 0),
+        upcoming_count=int(row[7] or 0),
+        upcoming_estimated_cost=rules.js_round(_money(row[8])),
+        recent_services=[_recent_service(r) for r in recent],
+    )
 
 
-def _recent_service(row: tuple[Any, ...]) -> dict[str, Any]:
+def _recent_service(row: tuple[Any, ...]) -> RecentService:
     day_id, service_date, contract_id, catering, client, price, expected, actual, status = row
-    return {
-        "id": uuid_text(day_id),
-        "date": _as_date(service_date).isoformat(),
-        "contract_id": uuid_text(contract_id),
-        "catering_company_name": catering,
-        "client_company_name": client,
-        "expected": expected,
-        "actual": actual,
-        "deviation": rules.difference(actual, expected),
-        "cost": None
-        if actual is None
-        else rules.as_json_number(_money(Decimal(actual) * _money(price))),
-        "status": status,
-    }
+    return RecentService(
+        uuid_text(day_id),
+        _as_date(service_date),
+        uuid_text(contract_id),
+        catering,
+        client,
+        expected,
+        actual,
+        status,
+        _money(price),
+    )

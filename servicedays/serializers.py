@@ -159,17 +159,22 @@ class CompanyRefSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
+# The weekly report's objects, read from servicedays.selectors.WeeklyReport and its ReportDay
+# rows (``source``): rendered by their Shape (WEEKLY_REPORT below), the one definition of the
+# body, which DRF's rendering of the same serializers matches (servicedays/tests).
+
+
 class ReportDaySerializer(serializers.Serializer):
-    id = serializers.UUIDField()
+    id = serializers.UUIDField(source="pk")
     service_date = serializers.DateField()
     expected_quantity = serializers.IntegerField(allow_null=True)
     served_quantity = serializers.IntegerField(allow_null=True)
     status = serializers.ChoiceField(choices=ServiceDayStatus.choices)
-    cost = serializers.FloatField()
+    cost = fields.JsonNumberField()
 
 
 class ReportEntrySerializer(serializers.Serializer):
-    date = serializers.DateField()
+    date = serializers.DateField(source="service_date")
     day_of_week = serializers.CharField(help_text="English short weekday name: Mon … Sun (UTC)")
     expected_quantity = serializers.IntegerField(allow_null=True)
     served_quantity = serializers.IntegerField(allow_null=True)
@@ -185,7 +190,7 @@ class ReportSummarySerializer(serializers.Serializer):
     pending_days = serializers.IntegerField()
     total_expected = serializers.IntegerField()
     total_served = serializers.IntegerField()
-    total_cost = serializers.FloatField()
+    total_cost = fields.JsonNumberField()
 
 
 class ReportTotalsSerializer(serializers.Serializer):
@@ -200,66 +205,25 @@ class WeeklyReportSerializer(serializers.Serializer):
     """The original's keys, plus weekStart/weekEnd/entries/totals that the frontend reads."""
 
     contract_id = serializers.UUIDField()
-    catering_company = CompanyRefSerializer()
-    client_company = CompanyRefSerializer()
-    price_per_service = serializers.FloatField()
+    catering_company = CompanyRefSerializer(source="catering")
+    client_company = CompanyRefSerializer(source="client")
+    price_per_service = fields.JsonNumberField(source="price")
     week_start_date = serializers.CharField(help_text="ISO instant (UTC, ms)")
     week_end_date = serializers.CharField(help_text="ISO instant (UTC, ms)")
-    summary = ReportSummarySerializer()
-    service_days = ReportDaySerializer(many=True)
-    week_start = serializers.DateField()
-    week_end = serializers.DateField()
-    entries = ReportEntrySerializer(many=True)
-    totals = ReportTotalsSerializer()
+    summary = ReportSummarySerializer(source="*")
+    service_days = ReportDaySerializer(many=True, source="days")
+    week_start = serializers.DateField(source="first_date")
+    week_end = serializers.DateField(source="last_date")
+    entries = ReportEntrySerializer(many=True, source="days")
+    totals = ReportTotalsSerializer(source="*")
+
+
+WEEKLY_REPORT = Shape(WeeklyReportSerializer)
 
 
 def weekly_report_data(report: WeeklyReport) -> dict[str, Any]:
-    confirmed = report.confirmed_days
-    return {
-        "contract_id": str(report.contract_id),
-        "catering_company": {"id": str(report.catering.id), "name": report.catering.name},
-        "client_company": {"id": str(report.client.id), "name": report.client.name},
-        "price_per_service": rules.as_json_number(report.price),
-        "week_start_date": fields.iso_ms(report.week_start),
-        "week_end_date": fields.iso_ms(report.week_end),
-        "summary": {
-            "total_days": len(report.days),
-            "confirmed_days": confirmed,
-            "pending_days": len(report.days) - confirmed,
-            "total_expected": report.total_expected,
-            "total_served": report.total_served,
-            "total_cost": rules.as_json_number(report.total_cost),
-        },
-        "service_days": [
-            {
-                "id": str(day.pk),
-                "service_date": day.service_date.isoformat(),
-                "expected_quantity": day.expected_quantity,
-                "served_quantity": day.served_quantity,
-                "status": day.status,
-                "cost": rules.as_json_number(report.cost(day)),
-            }
-            for day in report.days
-        ],
-        "week_start": report.first_date.isoformat(),
-        "week_end": report.last_date.isoformat(),
-        "entries": [
-            {
-                "date": day.service_date.isoformat(),
-                "day_of_week": rules.weekday_short_name(day.service_date),
-                "expected_quantity": day.expected_quantity,
-                "served_quantity": day.served_quantity,
-                "difference": rules.difference(day.served_quantity, day.expected_quantity),
-                "status": day.status,
-            }
-            for day in report.days
-        ],
-        "totals": {
-            "total_expected": report.total_expected,
-            "total_served": report.total_served,
-            "total_difference": report.total_difference,
-        },
-    }
+    """The weekly report's JSON body (camelCase keys), derived from WeeklyReportSerializer."""
+    return WEEKLY_REPORT.render(report)
 
 
 # Finance metrics (the schema of selectors.finance_metrics_for). One shape for both company
@@ -278,11 +242,13 @@ class AmountTrendSerializer(serializers.Serializer):
 
 class UpcomingSerializer(serializers.Serializer):
     count = serializers.IntegerField(
-        help_text="Service days from today to today + 7 with an expected quantity."
+        source="upcoming_count",
+        help_text="Service days from today to today + 7 with an expected quantity.",
     )
     estimated_cost = serializers.IntegerField(
+        source="upcoming_estimated_cost",
         help_text="Their expected quantity x price: the client's expected spend, the "
-        "caterer's expected revenue. " + _MONEY
+        "caterer's expected revenue. " + _MONEY,
     )
 
 
@@ -299,7 +265,7 @@ class KpisSerializer(serializers.Serializer):
         help_text="Contracts of the caller whose served quantities this month are off their "
         "expected quantities by more than 10 % (days with both above zero)."
     )
-    upcoming_services_week = UpcomingSerializer()
+    upcoming_services_week = UpcomingSerializer(source="*")
 
 
 class BudgetSerializer(serializers.Serializer):
@@ -331,17 +297,21 @@ class RecentServiceSerializer(serializers.Serializer):
     expected = serializers.IntegerField(allow_null=True)
     actual = serializers.IntegerField(allow_null=True, help_text="The served quantity.")
     deviation = serializers.IntegerField(allow_null=True, help_text="actual - expected.")
-    cost = serializers.FloatField(
+    cost = fields.JsonNumberField(
         allow_null=True,
         help_text="actual x price, unrounded: the client's spend, the caterer's revenue.",
     )
     status = serializers.ChoiceField(choices=ServiceDayStatus.choices)
 
 
+# Read from servicedays.selectors.FinanceMetrics (``source``), rendered by its Shape.
 class FinanceMetricsSerializer(serializers.Serializer):
-    budget = BudgetSerializer()
-    kpis = KpisSerializer()
+    budget = BudgetSerializer(source="*")
+    kpis = KpisSerializer(source="*")
     recent_services = RecentServiceSerializer(many=True)
+
+
+FINANCE_METRICS = Shape(FinanceMetricsSerializer)
 
 
 def weekly_report_csv(report: WeeklyReport) -> str:
@@ -362,7 +332,7 @@ def weekly_report_csv(report: WeeklyReport) -> str:
                 "" if day.expected_quantity is None else day.expected_quantity,
                 "" if day.served_quantity is None else day.served_quantity,
                 day.status,
-                rules.money_text(report.cost(day)),
+                rules.money_text(day.cost),
             ]
         )
     writer.writerow([])

@@ -468,6 +468,22 @@ class ApiDateTimeField(serializers.DateTimeField):
         return iso_ms(value)
 
 
+def json_number(value: Decimal) -> int | float:
+    """A decimal as a JSON number; integral values print without a fraction, like JavaScript
+    (18.00 → 18, 15.50 → 15.5)."""
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+class JsonNumberField(serializers.FloatField):
+    """Output: a decimal as JavaScript prints the number (``json_number``): money and the
+    figures computed from it. In the schema, a ``number``."""
+
+    def to_representation(self, value: Any) -> Any:
+        return json_number(Decimal(value))
+
+
 def iso_ms(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -146,3 +146,48 @@ def test_select_needs_an_expression_for_every_field_that_is_no_column() -> None:
         CONTRACT.select("c")
     with pytest.raises(TypeError, match="fields the shape does not have"):
         SERVICE_DAY.select("sd", nickname="1")
+
+
+class _Inner(serializers.Serializer):
+    day = serializers.DateField()
+
+
+class _Outer(serializers.Serializer):
+    name = serializers.CharField()
+    inner = _Inner(source="*")
+    items = _Inner(many=True, source="rows")
+
+
+def test_a_nested_object_has_no_sql_row_or_instance_form() -> None:
+    with pytest.raises(TypeError, match="inner: a nested object has no SQL form"):
+        Shape(_Outer).select("o")
+    with pytest.raises(TypeError, match="inner: a nested object has no row form"):
+        Shape(_Outer).from_row()
+    with pytest.raises(TypeError, match="inner: a nested object has no instance form"):
+        Shape(_Outer).represent(object())
+
+
+def test_render_follows_sources_into_nested_objects_and_lists() -> None:
+    class Row:
+        def __init__(self, day: date) -> None:
+            self.day = day
+
+    class Outer:
+        name = "x"
+        day = date(2026, 3, 2)
+        rows = [Row(date(2026, 3, 3)), Row(date(2026, 3, 4))]
+
+    assert Shape(_Outer).render(Outer()) == {
+        "name": "x",
+        "inner": {"day": "2026-03-02"},
+        "items": [{"day": "2026-03-03"}, {"day": "2026-03-04"}],
+    }
+
+
+class _WithMethod(serializers.Serializer):
+    caption = serializers.SerializerMethodField()
+
+
+def test_render_refuses_a_method_field() -> None:
+    with pytest.raises(TypeError, match="caption: a method field has no rendered form"):
+        Shape(_WithMethod).render(object())
