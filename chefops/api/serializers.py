@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -64,13 +65,43 @@ def validated_body(
     return dict(serializer.validated_data)
 
 
+# The query serializers of this thread, one per class (see validated_query).
+_query_serializers = threading.local()
+# What ``is_valid`` and ``data`` leave on a serializer (DRF's Serializer/BaseSerializer).
+_RESULT_ATTRIBUTES = ("_validated_data", "_errors", "_data")
+
+
+def query_serializer(serializer_class: type[StrictSerializer], data: Any) -> StrictSerializer:
+    """``serializer_class(data=data)``, reused: one instance per class and thread.
+
+    Building a serializer's fields (DRF deep-copies the declared ones and binds each copy on
+    every instantiation) cost more than validating a query string with them (~100 of ~130 µs
+    on a read; issue #18). A query serializer keeps no state between validations besides
+    ``initial_data`` and the results of ``is_valid``, which are replaced here, so its fields
+    are built once per thread. Not for serializers with a context, an instance or ``partial``.
+    """
+    pool: dict[type[StrictSerializer], StrictSerializer] | None = getattr(
+        _query_serializers, "pool", None
+    )
+    if pool is None:
+        pool = _query_serializers.pool = {}
+    serializer = pool.get(serializer_class)
+    if serializer is None:
+        serializer = pool[serializer_class] = serializer_class(data=data)
+        return serializer
+    serializer.initial_data = data
+    for name in _RESULT_ATTRIBUTES:
+        serializer.__dict__.pop(name, None)
+    return serializer
+
+
 def validated_query(serializer_class: type[StrictSerializer], request: Request) -> dict[str, Any]:
     """Query parameters through a strict serializer (camelCase names, last value wins)."""
     data: dict[str, Any] = {}
     for key, value in request.query_params.items():
         snake = to_snake(key)
         data[snake if to_camel(snake) == key else UNKNOWN_KEY_PREFIX + key] = value
-    serializer = serializer_class(data=data)
+    serializer = query_serializer(serializer_class, data)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
 
