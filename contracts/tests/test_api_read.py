@@ -63,6 +63,36 @@ def test_caterer_sees_its_contracts_of_every_status_in_creation_order(cast: Cast
     )
 
 
+def names(response: Any) -> list[tuple[str, str]]:
+    return [(item["cateringName"], item["clientName"]) for item in response.json()]
+
+
+def test_each_party_sees_both_names_and_its_own_new_name_at_once(cast: Cast) -> None:
+    """The caller's own name is taken from its company, the other party's looked up per row
+    (contracts.selectors._party_name): both sides, several counterparties, and a rename."""
+    make_contracts(cast)
+    catering, client = cast.catering.company, cast.client.company
+    other_client, other_catering = cast.other_client.company, cast.other_catering.company
+    assert names(get(cast.api(cast.catering.employee), URL)) == [
+        (catering.name, client.name),
+        (catering.name, other_client.name),
+        (catering.name, client.name),
+    ]
+    assert names(get(cast.api(cast.other_client.admin), URL)) == [
+        (catering.name, other_client.name),
+        (other_catering.name, other_client.name),
+    ]
+    caterer_api = cast.api(cast.catering.employee)
+    get(caterer_api, URL)  # the principal is cached from here on
+    catering.name = "Delicias Renamed"
+    catering.save()
+    assert {pair[0] for pair in names(get(caterer_api, URL))} == {"Delicias Renamed"}
+    assert names(get(cast.api(cast.client.manager), URL)) == [
+        ("Delicias Renamed", client.name),
+        ("Delicias Renamed", client.name),
+    ]
+
+
 def test_client_sees_its_contracts_as_client(cast: Cast) -> None:
     c = make_contracts(cast)
     assert ids(get(cast.api(cast.client.manager), URL)) == [
