@@ -14,6 +14,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django_redis.cache import RedisCache
+from django_redis.client import DefaultClient
 from redis._parsers import _HiredisParser
 from redis.connection import AbstractConnection
 
@@ -188,3 +189,46 @@ def test_delete_prefix_takes_glob_characters_literally(raw: redis.Redis) -> None
             delete_prefix(raw, "")
     finally:
         raw.delete(f"{prefix}:1:k", f"{prefix}:1:j", neighbour)
+
+
+ROUND_TRIP_VALUES: list[Any] = [
+    0,
+    -7,
+    2**63 - 1,
+    True,
+    False,
+    None,
+    "12",
+    b"12",
+    b"\x80not a pickle",
+    "\x80 text",
+    1.5,
+    ("tokens", [1, 2, 3]),
+    {"nested": {"k": [None, "v"]}},
+    uuid.UUID(int=5),
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIP_VALUES, ids=repr)
+def test_values_come_back_as_stored_through_set_get_and_get_many(value: Any) -> None:
+    """PrefixClearClient.decode skips int() on pickles: every kind of value still comes back
+    equal and of its own type (True is not 1, "12" is not 12), alone and in an MGET."""
+    key = f"decode-{uuid.uuid4().hex}"
+    cache.set(key, value, timeout=60)
+    try:
+        for found in (cache.get(key, "missing"), cache.get_many([key, "absent"])[key]):
+            assert found == value
+            assert type(found) is type(value)
+    finally:
+        cache.delete(key)
+
+
+def test_decode_answers_what_django_redis_answers_for_every_encoded_value() -> None:
+    client: Any = cache.client  # type: ignore[attr-defined]
+    assert isinstance(client, PrefixClearClient)
+    for value in ROUND_TRIP_VALUES:
+        encoded = client.encode(value)
+        mine, theirs = client.decode(encoded), DefaultClient.decode(client, encoded)
+        assert mine == theirs == value and type(mine) is type(theirs)
+    # What incr writes and a foreign writer may leave: plain digits, decoded as an int.
+    assert client.decode(b"42") == DefaultClient.decode(client, b"42") == 42
