@@ -21,7 +21,7 @@ from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
 from chefops.api.permissions import ADMINS, IsCompanyMember, RolesByMethod
 from chefops.api.schema import errors
-from chefops.api.serializers import StrictSerializer, query_serializer, validated_body
+from chefops.api.serializers import StrictSerializer, validated_body, validated_query_data
 from chefops.demo import run_seeders
 from companies import selectors, services
 from companies.demo import DEMO_PASSWORD, demo_logins
@@ -212,9 +212,7 @@ def _list_filters(request: Request) -> dict[str, Any]:
     # Only the known filters are read; page/limit belong to the paginator and anything else is
     # ignored, as the original ignores query parameters on these routes.
     raw = {k: request.query_params[k] for k in ("search", "status") if k in request.query_params}
-    serializer = query_serializer(CompanyListQuery, raw)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+    return validated_query_data(CompanyListQuery, raw)
 
 
 LIST_PARAMETERS = [

@@ -17,7 +17,7 @@ from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
 from chefops.api.permissions import MANAGERS, IsClientCompany, IsCompanyMember, require_role
 from chefops.api.schema import errors
-from chefops.api.serializers import query_serializer, validated_body
+from chefops.api.serializers import validated_body, validated_query_data
 from companies.models import Company, User
 from contracts import selectors, services
 from contracts.models import Contract, ContractStatus
@@ -65,9 +65,9 @@ class ContractListCreateApi(CachedReadView):
         # ignored rather than rejected.
         status = None
         if "status" in request.query_params:
-            query = query_serializer(ContractListQuery, {"status": request.query_params["status"]})
-            query.is_valid(raise_exception=True)
-            status = query.validated_data["status"]
+            status = validated_query_data(
+                ContractListQuery, {"status": request.query_params["status"]}
+            )["status"]
         company = acting_company(request)
 
         def build() -> Response:

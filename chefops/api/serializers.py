@@ -95,15 +95,21 @@ def query_serializer(serializer_class: type[StrictSerializer], data: Any) -> Str
     return serializer
 
 
+def validated_query_data(serializer_class: type[StrictSerializer], data: Any) -> dict[str, Any]:
+    """``data`` (query parameters, already named as the serializer's fields) validated by a
+    reused ``serializer_class`` (``query_serializer``); a 400 in the error shape otherwise."""
+    serializer = query_serializer(serializer_class, data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
 def validated_query(serializer_class: type[StrictSerializer], request: Request) -> dict[str, Any]:
     """Query parameters through a strict serializer (camelCase names, last value wins)."""
     data: dict[str, Any] = {}
     for key, value in request.query_params.items():
         snake = to_snake(key)
         data[snake if to_camel(snake) == key else UNKNOWN_KEY_PREFIX + key] = value
-    serializer = query_serializer(serializer_class, data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+    return validated_query_data(serializer_class, data)
 
 
 class ApiModelSerializer(serializers.ModelSerializer):

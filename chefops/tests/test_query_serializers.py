@@ -11,15 +11,13 @@ from typing import Any
 import pytest
 from rest_framework.exceptions import ValidationError
 
-from chefops.api.serializers import StrictSerializer, query_serializer
+from chefops.api.serializers import StrictSerializer, query_serializer, validated_query_data
 from contracts.serializers import ContractListQuery
 from servicedays.serializers import ServiceDayRangeQuery
 
 
 def validate(serializer_class: type[StrictSerializer], data: dict[str, Any]) -> dict[str, Any]:
-    serializer = query_serializer(serializer_class, data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+    return validated_query_data(serializer_class, data)
 
 
 def errors(serializer_class: type[StrictSerializer], data: dict[str, Any]) -> Any:
