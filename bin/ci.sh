@@ -111,7 +111,7 @@ PGBOUNCER_TEST_PATHS=(
   companies/tests/test_auth_api.py companies/tests/test_companies_api.py
   companies/tests/test_users_api.py
   chefops/tests/test_retention.py chefops/tests/test_two_schedulers.py chefops/tests/test_two_beats.py
-  chefops/tests/test_pgbouncer.py
+  chefops/tests/test_pgbouncer.py chefops/tests/test_prepared_statements.py
 )
 step "API, outbox, jobs and retention tests through PgBouncer (transaction mode, pooled)"
 PGB_STATUS=0

@@ -246,6 +246,18 @@ if DB_POOL:
 # fetches), no prepared statements (psycopg's are per server connection; None = never), and
 # the code takes only transaction-level advisory locks (README "Scaling").
 DB_PGBOUNCER = IS_POSTGRES and env.bool("DB_PGBOUNCER", default=False)
+# Prepared statements (issue #18): parameters travel apart from the SQL (server-side binding)
+# and a statement a connection has run DB_PREPARE_THRESHOLD times is prepared on it, so
+# PostgreSQL no longer parses it, and plans it again only while a custom plan beats the
+# generic one (its plan_cache_mode "auto"). The hot reads' planning was 20-35 % of their
+# time in the database (docs/benchmarks.md). Direct connections only: behind PgBouncer a
+# transaction may land on a server connection that never saw the PREPARE.
+DB_SERVER_SIDE_BINDING = IS_POSTGRES and env.bool("DB_SERVER_SIDE_BINDING", default=True)
+DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5)
+if DB_SERVER_SIDE_BINDING:
+    _db["OPTIONS"]["server_side_binding"] = True
+if IS_POSTGRES and DB_SERVER_SIDE_BINDING and not DB_PGBOUNCER and DB_PREPARE_THRESHOLD > 0:
+    _db["OPTIONS"]["prepare_threshold"] = DB_PREPARE_THRESHOLD
 if DB_PGBOUNCER:
     _db["DISABLE_SERVER_SIDE_CURSORS"] = True
     _db["OPTIONS"]["prepare_threshold"] = None

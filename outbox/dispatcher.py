@@ -458,7 +458,10 @@ def recover_stale_claims(*, stale_after: timedelta | None = None) -> int:
     return recovered
 
 
-# Only the models' own table names are interpolated into these statements.
+# Only the models' own table and column names are interpolated into these statements. The
+# claim names the columns it returns (never ``e.*``): a worker of the previous release, whose
+# prepared claim outlives a deploy's added column, must not see its result type change.
+_CLAIM_COLUMNS = ", ".join(f'e."{field.column}"' for field in OutboxEvent._meta.concrete_fields)
 _CLAIM_SQL = f"""
 UPDATE {OutboxEvent._meta.db_table} AS e
    SET status = %(processing)s, locked_at = %(now)s, locked_by = %(worker)s
@@ -473,7 +476,7 @@ UPDATE {OutboxEvent._meta.db_table} AS e
         ORDER BY c.next_attempt_at, c.created_at
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED))
-RETURNING e.*
+RETURNING {_CLAIM_COLUMNS}
 """  # noqa: S608
 
 _LEDGER_INSERT_SQL = f"""

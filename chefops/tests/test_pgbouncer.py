@@ -62,16 +62,28 @@ def test_pgbouncer_mode_keeps_no_state_between_transactions() -> None:
     url = "postgres://probe@127.0.0.1:1/probe"
     on = _settings_of({"DATABASE_URL": url, "DB_PGBOUNCER": "true", "DB_POOL": "true"})
     assert on["cursors"] is True
-    assert on["options"]["prepare_threshold"] is None
+    assert on["options"]["prepare_threshold"] is None  # never prepared: psycopg's "None"
+    assert on["options"]["server_side_binding"] is True  # binding alone keeps no state
     # (16 - (2 Celery processes + beat) x 2) / 3 web workers (chefops/dbbudget.py)
     assert on["options"]["pool"] == {"min_size": 1, "max_size": 3, "timeout": 2.0}
     assert on["max_age"] == 0  # a pool excludes persistent connections
     off = _settings_of({"DATABASE_URL": url, "DB_PGBOUNCER": "false", "DB_POOL": "false"})
     assert off["cursors"] is False
-    assert "pool" not in off["options"] and "prepare_threshold" not in off["options"]
+    assert "pool" not in off["options"]
+    # A direct connection prepares what it runs often (chefops/settings.py, issue #18).
+    assert off["options"]["server_side_binding"] is True
+    assert off["options"]["prepare_threshold"] == 5
+    direct = {"DATABASE_URL": url, "DB_PGBOUNCER": "false", "DB_POOL": "false"}
+    never = _settings_of({**direct, "DB_PREPARE_THRESHOLD": "0"})
+    assert "prepare_threshold" not in never["options"]  # Django's default: None, never
+    client_side = _settings_of({**direct, "DB_SERVER_SIDE_BINDING": "false"})
+    assert "server_side_binding" not in client_side["options"]
+    assert "prepare_threshold" not in client_side["options"]
     # SQLite: neither applies.
     sqlite = _settings_of({"DATABASE_URL": "sqlite:///:memory:", "DB_PGBOUNCER": "true"})
     assert "pool" not in sqlite["options"] and sqlite["cursors"] is False
+    assert "server_side_binding" not in sqlite["options"]
+    assert "prepare_threshold" not in sqlite["options"]
 
 
 @pytest.mark.postgres

@@ -308,6 +308,11 @@ PRODUCTION: dict[str, Check] = {
         [["chefops.W010", True]],
     ),
     "DB_CONNECT_TIMEOUT": Check("5", f"{_DB}['OPTIONS']['connect_timeout']", 5),
+    "DB_PREPARE_THRESHOLD": Check(
+        "9",
+        f"[{_DB}['OPTIONS']['prepare_threshold'], {_DB}['OPTIONS']['server_side_binding']]",
+        [9, True],
+    ),
     # The broker (and results) in the database REDIS_URL names, the cache in the next one.
     "REDIS_URL": Check(
         "redis://127.0.0.1:1/7",
@@ -355,6 +360,12 @@ REDIS: dict[str, Check] = {
         "true",
         f"[{_DB}['DISABLE_SERVER_SIDE_CURSORS'], {_DB}['OPTIONS']['prepare_threshold']]",
         [True, None],
+    ),
+    # With DB_PGBOUNCER=true above: parameters inlined by psycopg, nothing prepared.
+    "DB_SERVER_SIDE_BINDING": Check(
+        "false",
+        f"['server_side_binding' in {_DB}['OPTIONS'], {_DB}['OPTIONS']['prepare_threshold']]",
+        [False, None],
     ),
     "CACHE_URL": Check(
         "redis://127.0.0.1:1/5",

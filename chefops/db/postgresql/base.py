@@ -18,6 +18,7 @@ from __future__ import annotations
 import select
 from typing import Any
 
+from django.db import NotSupportedError
 from django.db.backends.postgresql import base
 
 
@@ -34,13 +35,42 @@ def idle_socket_is_quiet(connection: Any) -> bool:
     return not poller.poll(0)
 
 
+# A statement prepared on a connection fails for good once a migration changes the type of
+# a column it returns (PostgreSQL will not change a prepared statement's result type). That
+# connection is replaced at the end of the request or task that met the error, so one request
+# fails instead of every later one on the connection (README "Scaling").
+STALE_PREPARED_STATEMENT = "cached plan must not change result type"
+
+
+def _replace_connection_on_stale_plan(
+    execute: Any, sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    try:
+        return execute(sql, params, many, context)
+    except NotSupportedError as exc:
+        if STALE_PREPARED_STATEMENT in str(exc):
+            context["connection"].stale_prepared_statements = True
+        raise
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     # Whether this request's health check was a real round trip (``/api/health`` only trusts
     # that one as its database probe: chefops/health.py).
     health_check_probed = False
+    # Set when a prepared statement of this connection went stale (above): closed at the next
+    # request or task boundary.
+    stale_prepared_statements = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute_wrappers.append(_replace_connection_on_stale_plan)
 
     def close_if_unusable_or_obsolete(self) -> None:
         self.health_check_probed = False
+        if self.stale_prepared_statements and self.connection is not None:
+            self.stale_prepared_statements = False
+            self.close()
+            return
         super().close_if_unusable_or_obsolete()
 
     def close_if_health_check_failed(self) -> None:
