@@ -4,6 +4,7 @@ the PREPARE included; behind PgBouncer nothing is ever prepared."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import date
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import NotSupportedError, close_old_connections, connection
+from django.db import NotSupportedError, connection, connections
 
+from chefops.db.postgresql.base import DatabaseWrapper
 from contracts.models import Contract
 from servicedays.models import ServiceDay, ServiceDayStatus
 from servicedays.tests.helpers import make_contract, make_day
@@ -88,6 +90,43 @@ def test_nothing_is_prepared_behind_pgbouncer(cast: Any, contract: Contract) -> 
     assert _prepared_statements() == []
 
 
+def _stale_statement_costs_one_failure(wrapper: Any) -> None:
+    """Prepare a statement on ``wrapper``, change a column type it returns from another
+    connection, and check that one execution fails and the next request's connection
+    answers."""
+    table = f"zz_stale_plan_{uuid.uuid4().hex[:12]}"
+    query = f"SELECT id, name FROM {table} WHERE id = %s"
+    params = dict(connection.get_connection_params())
+    for own in ("cursor_factory", "prepare_threshold", "pool"):
+        params.pop(own, None)
+    with psycopg.connect(**params, autocommit=True) as migrator:
+        migrator.execute(f"CREATE TABLE {table} (id integer, name text)")
+        migrator.execute(f"INSERT INTO {table} VALUES (1, 'one')")
+        try:
+            for _ in range(settings.DB_PREPARE_THRESHOLD + 1):
+                with wrapper.cursor() as cursor:
+                    cursor.execute(query, [1])
+                    assert cursor.fetchall() == [(1, "one")]
+            with wrapper.cursor() as cursor:
+                cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+                assert any(table in row[0] for row in cursor.fetchall())
+
+            migrator.execute(f"ALTER TABLE {table} ALTER COLUMN id TYPE bigint")
+            with pytest.raises(NotSupportedError), wrapper.cursor() as cursor:
+                cursor.execute(query, [1])
+            assert wrapper.stale_prepared_statements is True
+
+            # What Django runs after each request and Celery task (close_old_connections).
+            wrapper.close_if_unusable_or_obsolete()
+            assert wrapper.connection is None
+            with wrapper.cursor() as cursor:
+                cursor.execute(query, [1])
+                assert cursor.fetchall() == [(1, "one")]
+        finally:
+            wrapper.close()
+            migrator.execute(f"DROP TABLE {table}")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_statement_gone_stale_under_a_migration_costs_one_failure() -> None:
     """A column's type changed by another connection (a deploy's migration while this
@@ -95,30 +134,20 @@ def test_a_statement_gone_stale_under_a_migration_costs_one_failure() -> None:
     next request boundary instead of failing that statement for as long as it lives."""
     if settings.DB_PGBOUNCER:
         pytest.skip("behind PgBouncer nothing is prepared")
-    table = f"zz_stale_plan_{uuid.uuid4().hex[:12]}"
-    query = f"SELECT id, name FROM {table} WHERE id = %s"
-    params = dict(connection.get_connection_params())
-    params.pop("cursor_factory", None)
-    params.pop("prepare_threshold", None)
-    with psycopg.connect(**params, autocommit=True) as migrator:
-        migrator.execute(f"CREATE TABLE {table} (id integer, name text)")
-        migrator.execute(f"INSERT INTO {table} VALUES (1, 'one')")
-        try:
-            for _ in range(settings.DB_PREPARE_THRESHOLD + 1):
-                with connection.cursor() as cursor:
-                    cursor.execute(query, [1])
-                    assert cursor.fetchall() == [(1, "one")]
-            assert any(table in sql for sql in _prepared_statements())
+    _stale_statement_costs_one_failure(connections["default"])
 
-            migrator.execute(f"ALTER TABLE {table} ALTER COLUMN id TYPE bigint")
-            with pytest.raises(NotSupportedError), connection.cursor() as cursor:
-                cursor.execute(query, [1])
-            assert getattr(connection, "stale_prepared_statements", None) is True
 
-            close_old_connections()  # what Django runs after each request and Celery task
-            assert connection.connection is None
-            with connection.cursor() as cursor:
-                cursor.execute(query, [1])
-                assert cursor.fetchall() == [(1, "one")]
-        finally:
-            migrator.execute(f"DROP TABLE {table}")
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_discards_the_connection_whose_statement_went_stale() -> None:
+    """With DB_POOL the replaced connection must not go back to the pool (a pool of one:
+    the next request would borrow the same connection and fail again)."""
+    if settings.DB_PGBOUNCER:
+        pytest.skip("behind PgBouncer nothing is prepared")
+    pooled = copy.deepcopy(connections["default"].settings_dict)
+    pooled["CONN_MAX_AGE"] = 0
+    pooled["OPTIONS"]["pool"] = {"min_size": 1, "max_size": 1, "timeout": 5}
+    wrapper = DatabaseWrapper(pooled, alias=f"stale_pool_{uuid.uuid4().hex[:8]}")
+    try:
+        _stale_statement_costs_one_failure(wrapper)
+    finally:
+        wrapper.close_pool()

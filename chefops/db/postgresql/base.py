@@ -69,6 +69,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.health_check_probed = False
         if self.stale_prepared_statements and self.connection is not None:
             self.stale_prepared_statements = False
+            # Closed first: a pool (DB_POOL) discards a closed connection instead of lending
+            # it, with its stale statements, to the next request.
+            self.connection.close()
             self.close()
             return
         super().close_if_unusable_or_obsolete()
