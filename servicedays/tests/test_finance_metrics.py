@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from contracts.models import ContractStatus
+from servicedays import selectors
 from servicedays.models import ServiceDay, ServiceDayStatus
 from servicedays.tests.helpers import make_contract, make_day
 
@@ -212,3 +213,37 @@ def test_query_count_does_not_grow_with_rows(cast: Any) -> None:
             assert metrics(cast, user).status_code == 200
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1]
+
+
+def _aggregate_params(company: Any) -> Any:
+    """The parameters ``finance_metrics_for`` passes to its aggregate (its first statement)."""
+    seen: list[Any] = []
+
+    def keep(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(params)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(keep):
+        selectors.finance_metrics_for(company=company, now=NOW)
+    return seen[0]
+
+
+@pytest.mark.postgres
+def test_both_forms_of_the_aggregate_agree_on_postgresql(cast: Any) -> None:
+    """PostgreSQL runs the LATERAL form, SQLite the GROUP BY one (servicedays/selectors.py):
+    on the same rows, both give the same ten figures, for every company of the cast, a
+    contract without a day in the windows included."""
+    build_fixture(cast)
+    make_contract(cast, catering_company=cast.other_catering.company)  # no days at all
+    with time_machine.travel(NOW, tick=False):
+        for company in (cast.client, cast.other_client, cast.catering, cast.other_catering):
+            params = _aggregate_params(company.company)
+            side = selectors._SIDE_COLUMN[company.company.company_type]
+            rows = []
+            for lateral in (True, False):
+                with connection.cursor() as cursor:
+                    sql = selectors._build_totals_sql(side, lateral=lateral)
+                    cursor.execute(sql, params)
+                    rows.append(cursor.fetchall())
+            assert rows[0] == rows[1]
+            assert rows[0][0][1] is not None  # every company here has served days
