@@ -207,6 +207,7 @@ def main() -> None:
             client_token,
         ),
         "metrics": (application, "/api/contracts/finance-metrics", client_token),
+        "metrics-caterer": (application, "/api/contracts/finance-metrics", caterer_token),
     }
     try:
         for name in args.routes.split(","):

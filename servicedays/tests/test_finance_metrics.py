@@ -185,6 +185,27 @@ def test_previous_month_windows_cross_the_year(cast: Any) -> None:
     assert body["kpis"]["utilizationRate"] == {"current": 140, "previousMonth": 100, "change": 40}
 
 
+def test_upcoming_week_reads_into_the_next_month(cast: Any) -> None:
+    """Near a month's end the upcoming week (today .. today + 7) runs into the next month: its
+    days there count as upcoming, not in the month's budget; the day after the week not at all.
+    The previous month's days count in its figures only, whatever else is read."""
+    contract = make_contract(cast, price_per_service=Decimal("10.00"))
+    ok = {"status": CONFIRMED}
+    make_day(contract, date(2026, 2, 27), expected_quantity=4, served_quantity=6, **ok)
+    make_day(contract, date(2026, 3, 27), expected_quantity=8, served_quantity=8, **ok)
+    make_day(contract, date(2026, 3, 30), expected_quantity=3)  # this month, upcoming
+    make_day(contract, date(2026, 4, 2), expected_quantity=5)  # next month, upcoming
+    make_day(contract, date(2026, 4, 3))  # upcoming, nothing expected yet
+    make_day(contract, date(2026, 4, 5), expected_quantity=7)  # the day after the week
+    with time_machine.travel(datetime(2026, 3, 28, 9, tzinfo=UTC), tick=False):
+        body = cast.api(cast.client.employee).get("/api/contracts/finance-metrics").json()
+    assert body["kpis"]["upcomingServicesWeek"] == {"count": 2, "estimatedCost": 80}
+    assert body["budget"]["consumed"] == 80
+    assert body["budget"]["estimated"] == 110  # (8 + 3) x 10: April's days are not March's
+    assert body["budget"]["previousMonth"] == 60
+    assert body["kpis"]["utilizationRate"] == {"current": 73, "previousMonth": 150, "change": -77.3}
+
+
 def test_query_count_does_not_grow_with_rows(cast: Any) -> None:
     small = make_contract(cast)
     make_day(small, date(2026, 3, 2), expected_quantity=20, served_quantity=20, status=CONFIRMED)
@@ -215,7 +236,7 @@ def test_query_count_does_not_grow_with_rows(cast: Any) -> None:
     assert counts[0] == counts[1]
 
 
-def _aggregate_params(company: Any) -> Any:
+def _aggregate_params(company: Any, now: datetime = NOW) -> Any:
     """The parameters ``finance_metrics_for`` passes to its aggregate (its first statement)."""
     seen: list[Any] = []
 
@@ -224,7 +245,7 @@ def _aggregate_params(company: Any) -> Any:
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(keep):
-        selectors.finance_metrics_for(company=company, now=NOW)
+        selectors.finance_metrics_for(company=company, now=now)
     return seen[0]
 
 
@@ -235,9 +256,17 @@ def test_both_forms_of_the_aggregate_agree_on_postgresql(cast: Any) -> None:
     contract without a day in the windows included."""
     build_fixture(cast)
     make_contract(cast, catering_company=cast.other_catering.company)  # no days at all
-    with time_machine.travel(NOW, tick=False):
+    late = make_contract(cast, price_per_service=Decimal("9.00"), status=ContractStatus.PAUSED)
+    make_day(late, date(2026, 3, 30), expected_quantity=3)
+    make_day(late, date(2026, 4, 2), expected_quantity=5)  # the upcoming week's, in April
+    for now in (NOW, datetime(2026, 3, 28, 9, tzinfo=UTC)):
+        _assert_forms_agree(cast, now)
+
+
+def _assert_forms_agree(cast: Any, now: datetime) -> None:
+    with time_machine.travel(now, tick=False):
         for company in (cast.client, cast.other_client, cast.catering, cast.other_catering):
-            params = _aggregate_params(company.company)
+            params = _aggregate_params(company.company, now)
             side = selectors._SIDE_COLUMN[company.company.company_type]
             rows = []
             for lateral in (True, False):
