@@ -119,9 +119,13 @@ INSERT INTO outbox_outboxevent (id, event_type, aggregate_type, aggregate_id, pa
 SELECT gen_random_uuid(), 'bench.history', 'Bench', 'old-' || n, '{"n": 0}', '{}',
     'PROCESSED', 0, 5, '', now() - interval '1 day', now() - interval '1 day',
     now() - interval '1 day', NULL, ''
-FROM generate_series(1, %s) AS n;
+FROM generate_series(1, %s) AS n
+"""
+# A statement of its own: with server-side binding (DB_SERVER_SIDE_BINDING, the default on
+# PostgreSQL) a statement with parameters cannot carry a second one.
+_HISTORY_PROCESSED_SQL = """
 INSERT INTO outbox_processedevent (event_id, handler_name, processed_at)
-SELECT id, 'bench.noop', processed_at FROM outbox_outboxevent;
+SELECT id, 'bench.noop', processed_at FROM outbox_outboxevent
 """
 
 
@@ -135,6 +139,7 @@ def _load_events(count: int, per_aggregate: int, history: int) -> float:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE outbox_outboxevent, outbox_processedevent")
         cursor.execute(_HISTORY_SQL, [history])
+        cursor.execute(_HISTORY_PROCESSED_SQL)
     base = timezone.now() - timedelta(seconds=1)
     aggregates = max(count // max(per_aggregate, 1), 1)
     chunk: list[OutboxEvent] = []
