@@ -264,9 +264,11 @@ def weekly_report_for(
 # cost more CPU per request than running them.
 
 _FROM = f"{_DAY} sd JOIN {_CONTRACT} c ON c.id = sd.contract_id"
-_CUR = "sd.service_date >= %(cur_first)s AND sd.service_date <= %(cur_last)s"
-_PREV = "sd.service_date >= %(prev_first)s AND sd.service_date <= %(prev_last)s"
-_UP = "sd.service_date >= %(up_first)s AND sd.service_date <= %(up_last)s"
+# ``first <= service_date <= last``, both named parameters of finance_metrics_for.
+_RANGE = "sd.service_date >= %({})s AND sd.service_date <= %({})s"
+_CUR = _RANGE.format("cur_first", "cur_last")
+_PREV = _RANGE.format("prev_first", "prev_last")
+_UP = _RANGE.format("up_first", "up_last")
 _CONFIRMED = "sd.status = %(confirmed)s"
 
 # The company's rows over the three windows, summed per contract: integer sums per contract (a
@@ -274,22 +276,29 @@ _CONFIRMED = "sd.status = %(confirmed)s"
 # per row), then totals over the contracts. The deviation KPI counts the contracts whose month
 # is off by more than 10 %: abs(S - E) / E > 10 %  <=>  10 * abs(S - E) > E, in exact integer
 # arithmetic (E > 0 there), over the days with both quantities above zero.
-# Each sum: (aggregate, window, condition or None, quantity). SUM and COUNT skip NULLs, so an
-# unset quantity counts for nothing without a test of its own.
+# SUM and COUNT skip NULLs, so an unset quantity counts for nothing without a test of its own.
 _DEVIATING = "sd.expected_quantity > 0 AND sd.served_quantity > 0"
+
+
+class _Sum(NamedTuple):
+    aggregate: str
+    window: str
+    condition: str | None
+    quantity: str
+
+
 _PER_CONTRACT_SUMS = {
-    "cur_served": ("SUM", _CUR, _CONFIRMED, "sd.served_quantity"),
-    "cur_expected": ("SUM", _CUR, None, "sd.expected_quantity"),
-    "prev_served": ("SUM", _PREV, _CONFIRMED, "sd.served_quantity"),
-    "prev_expected": ("SUM", _PREV, None, "sd.expected_quantity"),
-    "up_days": ("COUNT", _UP, None, "sd.expected_quantity"),
-    "up_expected": ("SUM", _UP, None, "sd.expected_quantity"),
-    "dev_served": ("SUM", _CUR, _DEVIATING, "sd.served_quantity"),
-    "dev_expected": ("SUM", _CUR, _DEVIATING, "sd.expected_quantity"),
+    "cur_served": _Sum("SUM", _CUR, _CONFIRMED, "sd.served_quantity"),
+    "cur_expected": _Sum("SUM", _CUR, None, "sd.expected_quantity"),
+    "prev_served": _Sum("SUM", _PREV, _CONFIRMED, "sd.served_quantity"),
+    "prev_expected": _Sum("SUM", _PREV, None, "sd.expected_quantity"),
+    "up_days": _Sum("COUNT", _UP, None, "sd.expected_quantity"),
+    "up_expected": _Sum("SUM", _UP, None, "sd.expected_quantity"),
+    "dev_served": _Sum("SUM", _CUR, _DEVIATING, "sd.served_quantity"),
+    "dev_expected": _Sum("SUM", _CUR, _DEVIATING, "sd.expected_quantity"),
 }
-_PREV_SUMS = [name for name, (_a, window, *_r) in _PER_CONTRACT_SUMS.items() if window == _PREV]
+_PREV_SUMS = [name for name, spec in _PER_CONTRACT_SUMS.items() if spec.window == _PREV]
 _LATER_SUMS = [name for name in _PER_CONTRACT_SUMS if name not in _PREV_SUMS]
-_RANGE = "sd.service_date >= %({})s AND sd.service_date <= %({})s"
 
 
 def _sums(names: list[str], *, read_window: str | None = None) -> str:
@@ -297,10 +306,14 @@ def _sums(names: list[str], *, read_window: str | None = None) -> str:
     query reads, needs no test of the window."""
     out = []
     for name in names:
-        aggregate, window, condition, quantity = _PER_CONTRACT_SUMS[name]
-        tests = [test for test in (window != read_window and window, condition) if test]
-        value = f"CASE WHEN {' AND '.join(tests)} THEN {quantity} END" if tests else quantity
-        out.append(f"{aggregate}({value}) AS {name}")
+        spec = _PER_CONTRACT_SUMS[name]
+        tests = [spec.window] if spec.window != read_window else []
+        if spec.condition is not None:
+            tests.append(spec.condition)
+        value = (
+            f"CASE WHEN {' AND '.join(tests)} THEN {spec.quantity} END" if tests else spec.quantity
+        )
+        out.append(f"{spec.aggregate}({value}) AS {name}")
     return ",\n    ".join(out)
 
 
@@ -355,7 +368,7 @@ SELECT sd.id, sd.service_date, sd.contract_id,
        sd.expected_quantity, sd.served_quantity, sd.status
 FROM {_FROM}
 WHERE c.{{side}} = %(company)s
-  AND sd.service_date >= %(cur_first)s AND sd.service_date <= %(recent_last)s
+  AND {_RANGE.format("cur_first", "recent_last")}
 ORDER BY {{date_key}} DESC, sd.id
 LIMIT 10
 """  # noqa: S608
