@@ -276,3 +276,42 @@ def _assert_forms_agree(cast: Any, now: datetime) -> None:
                     rows.append(cursor.fetchall())
             assert rows[0] == rows[1]
             assert rows[0][0][1] is not None  # every company here has served days
+
+
+def test_recent_services_are_the_months_ten_newest_on_every_day_of_it(cast: Any) -> None:
+    """The statement reads the last days first and the rest of the month only when those hold
+    fewer than ten: on every day of a month, with gaps of several days (a weekend, a week off)
+    and several contracts serving the same day, it returns what a plain sort of the month's
+    days up to today gives (date descending, then id). Also for the caterer's side."""
+    contracts = [
+        make_contract(cast),
+        make_contract(cast, catering_company=cast.other_catering.company),
+    ]
+    other = make_contract(cast, client_company=cast.other_client.company)  # not the client's
+    # March 2026: the first contract serves Mon-Fri but not the week of the 16th; the second
+    # serves only on the 2nd-4th and the 25th-31st; one day of February, before the month.
+    for day in range(1, 32):
+        served_date = date(2026, 3, day)
+        if served_date.weekday() < 5 and not 16 <= day <= 20:
+            make_day(contracts[0], served_date, expected_quantity=day)
+        if 2 <= day <= 4 or day >= 25:
+            make_day(contracts[1], served_date, expected_quantity=day)
+        make_day(other, served_date, expected_quantity=1)
+    make_day(contracts[0], date(2026, 2, 27), expected_quantity=1)
+    for company, mine in ((cast.client.company, contracts), (cast.catering.company, None)):
+        owned = ServiceDay.objects.filter(
+            **({"contract__in": mine} if mine else {"contract__catering_company": company})
+        )
+        for day in range(1, 32):
+            month_so_far = owned.filter(
+                service_date__gte=date(2026, 3, 1), service_date__lte=date(2026, 3, day)
+            )
+            expected = [
+                str(pk)
+                for pk in month_so_far.order_by("-service_date", "pk").values_list("pk", flat=True)[
+                    :10
+                ]
+            ]
+            now = datetime(2026, 3, day, 23, 59, tzinfo=UTC)
+            got = selectors.finance_metrics_for(company=company, now=now).recent_services
+            assert [r.id for r in got] == expected, (company.name, day)
