@@ -168,6 +168,9 @@ def main() -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, args.root)
+    # Celery's Django fix-up puts the working directory first on sys.path: run from the
+    # measured checkout, or its modules would come from wherever this was started.
+    os.chdir(args.root)
     import django
 
     django.setup()  # before the project's modules: their models need the app registry

@@ -94,3 +94,38 @@ class ServiceDay(models.Model):
                 [self.contract_id], cachewrites.parties_of_objects([self])
             )
         return deleted
+
+
+class ContractMonthTotal(models.Model):
+    """A contract's sums over one calendar month of its service days, kept by PostgreSQL
+    triggers on the service days (migration 0004), never written by the application: the
+    finance metrics read two of these per contract instead of two months of days (issue #18,
+    docs/benchmarks.md). ``served`` sums the served quantities of CONFIRMED days,
+    ``expected`` the expected quantities of all days, the ``deviation_`` pair both over the
+    days where both are above zero (the deviation KPI). SQLite has no such triggers: there
+    the table stays empty and the metrics read the days (servicedays/selectors.py).
+
+    No foreign-key constraint: a contract's days are deleted before the contract, and a
+    trigger on the contracts removes their rows; ``manage.py month_totals`` checks or
+    rebuilds the table."""
+
+    contract = models.ForeignKey(
+        Contract,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the unique (contract, month) index leads with it
+        related_name="+",
+    )
+    month = models.DateField()  # its first day
+    served = models.BigIntegerField(default=0)
+    expected = models.BigIntegerField(default=0)
+    deviation_served = models.BigIntegerField(default=0)
+    deviation_expected = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["contract", "month"], name="contractmonth_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contract_id} {self.month:%Y-%m}"

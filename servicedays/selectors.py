@@ -19,7 +19,7 @@ from chefops.api.sqltext import VendorSql, as_uuid, uuid_text
 from companies.models import Company, CompanyType
 from contracts.models import Contract
 from servicedays import rules
-from servicedays.models import ServiceDay, ServiceDayStatus
+from servicedays.models import ContractMonthTotal, ServiceDay, ServiceDayStatus
 from servicedays.serializers import SERVICE_DAY
 
 NOT_A_PARTY = "Not authorized to view this contract"
@@ -71,6 +71,7 @@ def service_days_in_range(
 _DAY = ServiceDay._meta.db_table
 _CONTRACT = Contract._meta.db_table
 _COMPANY = Company._meta.db_table
+_MONTH_TOTAL = ContractMonthTotal._meta.db_table
 
 _REPORT_SQL = f"""
 SELECT c.catering_company_id, c.client_company_id, c.price_per_service,
@@ -285,20 +286,22 @@ class _Sum(NamedTuple):
     window: str
     condition: str | None
     quantity: str
+    # The ContractMonthTotal column that holds this sum for a whole month, if any.
+    monthly: str | None = None
 
 
 _PER_CONTRACT_SUMS = {
-    "cur_served": _Sum("SUM", _CUR, _CONFIRMED, "sd.served_quantity"),
-    "cur_expected": _Sum("SUM", _CUR, None, "sd.expected_quantity"),
-    "prev_served": _Sum("SUM", _PREV, _CONFIRMED, "sd.served_quantity"),
-    "prev_expected": _Sum("SUM", _PREV, None, "sd.expected_quantity"),
+    "cur_served": _Sum("SUM", _CUR, _CONFIRMED, "sd.served_quantity", "served"),
+    "cur_expected": _Sum("SUM", _CUR, None, "sd.expected_quantity", "expected"),
+    "prev_served": _Sum("SUM", _PREV, _CONFIRMED, "sd.served_quantity", "served"),
+    "prev_expected": _Sum("SUM", _PREV, None, "sd.expected_quantity", "expected"),
     "up_days": _Sum("COUNT", _UP, None, "sd.expected_quantity"),
     "up_expected": _Sum("SUM", _UP, None, "sd.expected_quantity"),
-    "dev_served": _Sum("SUM", _CUR, _DEVIATING, "sd.served_quantity"),
-    "dev_expected": _Sum("SUM", _CUR, _DEVIATING, "sd.expected_quantity"),
+    "dev_served": _Sum("SUM", _CUR, _DEVIATING, "sd.served_quantity", "deviation_served"),
+    "dev_expected": _Sum("SUM", _CUR, _DEVIATING, "sd.expected_quantity", "deviation_expected"),
 }
-_PREV_SUMS = [name for name, spec in _PER_CONTRACT_SUMS.items() if spec.window == _PREV]
-_LATER_SUMS = [name for name in _PER_CONTRACT_SUMS if name not in _PREV_SUMS]
+_MONTH_ALIAS = {_CUR: "cur", _PREV: "prev"}  # the ContractMonthTotal row of each month
+_DAY_SUMS = [name for name, spec in _PER_CONTRACT_SUMS.items() if spec.monthly is None]
 
 
 def _sums(names: list[str], *, read_window: str | None = None) -> str:
@@ -317,31 +320,33 @@ def _sums(names: list[str], *, read_window: str | None = None) -> str:
     return ",\n    ".join(out)
 
 
+def _monthly(name: str) -> str:
+    spec = _PER_CONTRACT_SUMS[name]
+    return f"{_MONTH_ALIAS[spec.window]}.{spec.monthly} AS {name}"
+
+
 # ``{side}`` is the contract column that names the caller: the client company's for a
 # client, the catering company's for a caterer (filled in from model metadata, never input).
-# PostgreSQL sums each contract's own index ranges in LATERAL subqueries: their rows arrive
-# grouped, so nothing is hashed or sorted by contract, and the prepared statement's generic
-# plan is that same plan (the GROUP BY form's generic plan sorted the rows). The caterer's
-# 3,100 rows: 5.5 -> 4.0 ms as a custom plan, 6.3 -> 3.5 ms as a generic one
-# (docs/benchmarks.md). The previous month is a range of its own, its sums without window
-# tests, and the current month with the upcoming week another (1.0 -> 0.88 ms executing).
-# SQLite has no LATERAL: it groups the join over one range.
+# PostgreSQL reads each contract's sums of the current and the previous month from
+# ContractMonthTotal (two index probes, kept by triggers: servicedays/month_totals.py) and
+# sums the upcoming week's days in a LATERAL subquery over the contract's index range: its
+# cost follows the contracts, not the days of two months (the caterer's 100 contracts:
+# 0.76-1.35 ms executing by the day of the month before, docs/benchmarks.md).
+# SQLite has neither the triggers nor LATERAL: it groups the join over the days of the
+# windows, the same sums by their definitions above. A test compares both forms on PostgreSQL.
 _PER_CONTRACT = {
     True: f"""
   SELECT c.price_per_service AS price,
-         {", ".join(f"p.{name}" for name in _PREV_SUMS)},
-         {", ".join(f"a.{name}" for name in _LATER_SUMS)}
+         {", ".join(_monthly(name) for name in _PER_CONTRACT_SUMS if name not in _DAY_SUMS)},
+         {", ".join(f"up.{name}" for name in _DAY_SUMS)}
   FROM {_CONTRACT} c
+  LEFT JOIN {_MONTH_TOTAL} cur ON cur.contract_id = c.id AND cur.month = %(cur_first)s
+  LEFT JOIN {_MONTH_TOTAL} prev ON prev.contract_id = c.id AND prev.month = %(prev_first)s
   CROSS JOIN LATERAL (
-    SELECT {_sums(_PREV_SUMS, read_window=_PREV)}
+    SELECT {_sums(_DAY_SUMS, read_window=_UP)}
     FROM {_DAY} sd
-    WHERE sd.contract_id = c.id AND {_PREV}
-  ) p
-  CROSS JOIN LATERAL (
-    SELECT {_sums(_LATER_SUMS)}
-    FROM {_DAY} sd
-    WHERE sd.contract_id = c.id AND {_RANGE.format("cur_first", "later_last")}
-  ) a
+    WHERE sd.contract_id = c.id AND {_UP}
+  ) up
   WHERE c.{{side}} = %(company)s""",  # noqa: S608 - model metadata and fixed SQL only
     False: f"""
   SELECT c.price_per_service AS price,
