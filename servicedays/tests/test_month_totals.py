@@ -277,3 +277,26 @@ def test_two_writers_of_one_contracts_month_both_count(cast: Any) -> None:
 def test_on_sqlite_the_command_says_it_needs_postgresql() -> None:
     with pytest.raises(CommandError, match="needs PostgreSQL: on SQLite the finance metrics"):
         call_command("month_totals", stdout=StringIO())
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_restore_table_of_the_days_adds_them_to_the_sums(cast: Any, tmp_path: Any) -> None:
+    """`restore_table` inserts the missing days with one INSERT … SELECT: the triggers add them
+    back to their months, and the table agrees with the days again."""
+    contract = make_contract(cast)
+    for day in (2, 3, 4):
+        make_day(
+            contract, date(2026, 3, day), expected_quantity=10, served_quantity=9, status=CONFIRMED
+        )
+    before = totals(contract)
+    out = StringIO()
+    call_command("backup", "--dir", str(tmp_path), stdout=out)
+    dump = out.getvalue().split()[1]
+    ServiceDay.objects.filter(contract=contract, service_date__gte=date(2026, 3, 3)).delete()
+    assert totals(contract) == {"2026-03": (9, 10, 9, 10)}
+    out = StringIO()
+    call_command("restore_table", dump, "--table", "servicedays_serviceday", stdout=out)
+    assert out.getvalue().startswith("added 2 row(s)")
+    assert totals(contract) == before == {"2026-03": (27, 30, 27, 30)}
+    assert differences() == []
