@@ -9,6 +9,7 @@ month_totals`` finds and repairs a table that drifted.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
@@ -223,8 +224,8 @@ def test_the_command_says_when_the_triggers_are_off(cast: Any) -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_writers_of_one_contracts_month_both_count(cast: Any) -> None:
-    """The second writer's upsert waits on the first's row lock (seen in pg_locks, not waited
-    for by time) and adds to what the first committed: nothing lost."""
+    """The second writer's upsert waits on the first's row lock (seen in pg_stat_activity, not
+    waited for by time) and adds to what the first committed: nothing lost."""
     contract = make_contract(cast)
     make_day(contract, date(2026, 3, 2), expected_quantity=1)
     dsn = {
@@ -234,9 +235,12 @@ def test_two_writers_of_one_contracts_month_both_count(cast: Any) -> None:
         "user": connection.settings_dict["USER"] or None,
         "password": connection.settings_dict["PASSWORD"] or None,
     }
+    # Marked, to find the second writer's wait in pg_stat_activity: through PgBouncer its
+    # client connection's backend pid is not the server's.
+    marker = f"month-totals-writer-{uuid.uuid4().hex}"
     insert = (
-        "INSERT INTO servicedays_serviceday (id, contract_id, service_date, expected_quantity, "
-        "status, created_at, updated_at) "
+        f"/* {marker} */ INSERT INTO servicedays_serviceday (id, contract_id, service_date, "
+        "expected_quantity, status, created_at, updated_at) "
         "VALUES (gen_random_uuid(), %s, %s, %s, 'PENDING', now(), now())"
     )
     first = psycopg.connect(**dsn)
@@ -244,7 +248,6 @@ def test_two_writers_of_one_contracts_month_both_count(cast: Any) -> None:
     errors: list[BaseException] = []
     try:
         first.execute(insert, [contract.pk, date(2026, 3, 3), 10])  # holds the row's lock
-        second_pid = second.info.backend_pid
 
         def write() -> None:
             try:
@@ -257,7 +260,9 @@ def test_two_writers_of_one_contracts_month_both_count(cast: Any) -> None:
         with psycopg.connect(**dsn, autocommit=True) as watcher:
             deadline = datetime.now(UTC) + timedelta(seconds=60)
             while not watcher.execute(
-                "SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted", [second_pid]
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND position(%s in query) > 0 AND pid <> pg_backend_pid()",
+                [marker],
             ).fetchone():
                 assert thread.is_alive() and datetime.now(UTC) < deadline, errors
         first.commit()
