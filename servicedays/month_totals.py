@@ -8,8 +8,10 @@ metrics read it (servicedays/selectors.py), ``manage.py month_totals`` checks or
 
 The SQL names its tables as text, not through the models, because migration 0004 runs it: a
 later change to the triggers is a new migration that calls ``install`` again (CREATE OR
-REPLACE). SQLite has no statement triggers with transition tables: there the table stays empty
-and the metrics sum the days themselves.
+REPLACE). A change the table of migration 0004 could not run (a new column, say) first freezes
+today's SQL into 0004, so that a new database still migrates step by step. SQLite has no
+statement triggers with transition tables: there the table stays empty and the metrics sum
+the days themselves.
 """
 
 from __future__ import annotations

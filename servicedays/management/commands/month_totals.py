@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 
+from chefops import readcache
 from servicedays import month_totals
 
 
@@ -33,6 +34,9 @@ class Command(BaseCommand):
             if options["rebuild"]:
                 month_totals.install(cursor)
                 rows = month_totals.rebuild(cursor)
+                # The finance metrics cached from the table before it was repaired are stale
+                # (the tokens are replaced when this transaction commits).
+                readcache.invalidate_all()
                 self.stdout.write(f"month_totals: rebuilt, {rows} (contract, month) rows")
                 return
             if not month_totals.installed(cursor):
