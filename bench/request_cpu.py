@@ -4,12 +4,15 @@
 
 Calls ``chefops.wsgi.application`` directly (no server, no sockets) with the environ gunicorn
 would build behind one proxy (``X-Forwarded-Proto: https``, ``X-Forwarded-For``), and measures
-``time.process_time`` over ``--requests`` requests per route, ``--repeat`` times; the median of
-the repetitions is reported (the machine may be shared: CPU time is not inflated by other
-processes the way wall time is, but caches and frequency are). Routes: ``/api/health``, a
-bare WSGI hello app (bench/bare_wsgi.py, the floor), the caterer's contract list and the
-client's 30-day service-day range (read cache off, so the response is computed; the principal
-cache on as in production). ``--profile ROUTE`` prints cProfile's top functions for one route.
+``time.process_time`` over ``--requests`` requests per route, ``--repeat`` times, and the CPU
+time of the PostgreSQL backend that served them (read from /proc: the database on this
+machine); the median of the repetitions is reported (the machine may be shared: CPU time is
+not inflated by other processes the way wall time is, but caches and frequency are). Routes:
+``/api/health``, a bare WSGI hello app (bench/bare_wsgi.py, the floor), the caterer's
+contract list, the client's 30-day service-day range, weekly report and finance metrics, the
+caterer's finance metrics (read cache off, so the response is computed, unless
+``--read-cache``; the principal cache on as in production). ``--profile ROUTE`` prints
+cProfile's top functions for one route.
 
 Uses the bench database of bench/http_load.py (``manage.py bench_data`` must have loaded it)
 and the Redis database 13 under a key prefix of its own, deleted at the end.
@@ -102,11 +105,44 @@ def call(app: Callable[..., Iterable[bytes]], path: str, token: str | None) -> t
     return status[0], body
 
 
-def cpu_ms_per_request(app: Any, path: str, token: str | None, requests: int) -> float:
+def backend_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds of a PostgreSQL backend on this machine (/proc), None if not readable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_pid() -> int | None:
+    """The PostgreSQL backend of this thread's connection (the one the requests use here)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def cpu_ms_per_request(
+    app: Any, path: str, token: str | None, requests: int
+) -> tuple[float, float | None]:
+    """This process's CPU per request, and the PostgreSQL backend's (None when it cannot be
+    read, or the connection was replaced during the run)."""
+    pid = backend_pid()
+    backend_before = backend_cpu_s(pid)
     started = time.process_time()
     for _ in range(requests):
         call(app, path, token)
-    return (time.process_time() - started) * 1000 / requests
+    own = (time.process_time() - started) * 1000 / requests
+    backend_after = backend_cpu_s(pid)
+    if backend_before is None or backend_after is None or backend_pid() != pid:
+        return own, None
+    return own, (backend_after - backend_before) * 1000 / requests
 
 
 def package_of(filename: str) -> str:
@@ -236,12 +272,20 @@ def main() -> None:
             print(out.getvalue())
             return
         load = os.getloadavg()[0]
-        print(f"# CPU ms per request, in-process, production settings; load {load:.1f}")
+        print(
+            f"# CPU ms per request, in-process, production settings; load {load:.1f}; "
+            "PostgreSQL: its backend's CPU per request (clock ticks, so coarse on short runs)"
+        )
         for name in args.routes.split(","):
             app, path, token = routes[name]
-            runs = [cpu_ms_per_request(app, path, token, args.requests) for _ in range(args.repeat)]
+            pairs = [
+                cpu_ms_per_request(app, path, token, args.requests) for _ in range(args.repeat)
+            ]
+            runs = [own for own, _ in pairs]
+            backend = [pg for _, pg in pairs if pg is not None]
+            pg = f"  PostgreSQL {statistics.median(backend):.3f} ms" if backend else ""
             print(
-                f"{name:8s} median {statistics.median(runs):.3f} ms  "
+                f"{name:8s} median {statistics.median(runs):.3f} ms{pg}  "
                 f"(runs: {' '.join(f'{r:.3f}' for r in runs)})",
                 flush=True,
             )
