@@ -74,11 +74,11 @@ _COMPANY = Company._meta.db_table
 _MONTH_TOTAL = ContractMonthTotal._meta.db_table
 
 _REPORT_SQL = f"""
-SELECT c.catering_company_id, c.client_company_id, c.price_per_service,
-       (SELECT cat.name FROM {_COMPANY} cat WHERE cat.id = c.catering_company_id),
-       (SELECT cli.name FROM {_COMPANY} cli WHERE cli.id = c.client_company_id),
+SELECT c.catering_company_id, c.client_company_id, c.price_per_service, cat.name, cli.name,
        sd.id, sd.service_date, sd.expected_quantity, sd.served_quantity, sd.status
 FROM {_CONTRACT} c
+JOIN {_COMPANY} cat ON cat.id = c.catering_company_id
+JOIN {_COMPANY} cli ON cli.id = c.client_company_id
 LEFT JOIN {_DAY} sd
        ON sd.contract_id = c.id AND sd.service_date >= %s AND sd.service_date <= %s
 WHERE c.id = %s
