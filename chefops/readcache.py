@@ -185,10 +185,10 @@ def cached(
         logger.warning("read cache unavailable: computing", exc_info=True)
         READ_CACHE.labels("error").inc()
         return compute()
-    entry = found.get(entry_key)
-    if entry is not None and entry[0] == tokens and entry[1] == stamp:
+    entry: Any = found.get(entry_key)
+    if _fresh(entry, tokens, stamp):
         READ_CACHE.labels("hit").inc()
-        return entry[2]
+        return cast(T, entry[2])
     READ_CACHE.labels("miss").inc()
     lock_key = f"{entry_key}:fill:{hashlib.blake2b(repr((tokens, stamp)).encode()).hexdigest()}"
     try:
@@ -216,6 +216,22 @@ def cached(
     return value
 
 
+def _fresh(entry: Any, tokens: tuple[Any, ...], stamp: str) -> bool:
+    """Whether a stored entry was computed under these tokens and this stamp."""
+    return entry is not None and entry[0] == tokens and entry[1] == stamp
+
+
+def hit(company_id: Any, key: str, scopes: Sequence[str], stamp: str, found: dict[str, Any]) -> Any:
+    """The value ``cached`` would serve from ``found`` (a ``get_many`` of ``lookup_keys``),
+    counted as a hit; None when ``cached`` would compute it (not counted: it will be)."""
+    keys = lookup_keys(company_id, key, scopes)
+    entry: Any = found.get(keys[-1])
+    if not _fresh(entry, current_tokens(keys[:-1], found), stamp):
+        return None
+    READ_CACHE.labels("hit").inc()
+    return entry[2]
+
+
 # Single flight: when an entry is invalidated while many requests poll it, the first miss
 # computes it and the others wait for its result (polling the entry) instead of all running
 # the same queries at once. A waiter computes itself as soon as the leader is done without
@@ -239,8 +255,8 @@ def _wait_for_fill(entry_key: str, lock_key: str, tokens: tuple[Any, ...], stamp
         except Exception:
             logger.warning("read cache unavailable: computing", exc_info=True)
             return _MISSING
-        entry = found.get(entry_key)
-        if entry is not None and entry[0] == tokens and entry[1] == stamp:
+        entry: Any = found.get(entry_key)
+        if _fresh(entry, tokens, stamp):
             READ_CACHE.labels("waited").inc()
             return entry[2]
         if lock_key not in found:
@@ -299,6 +315,11 @@ def cached_response(
     )
     if value is None:
         return built[0]
+    return stored_response(renderer, value)
+
+
+def stored_response(renderer: Any, value: tuple[bytes, dict[str, str]]) -> HttpResponse:
+    """The response of a stored value of ``cached_response``: the body and paging headers."""
     body, headers = value
     response = HttpResponse(body, content_type=f"{renderer.media_type}; charset={renderer.charset}")
     for name, header in headers.items():

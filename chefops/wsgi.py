@@ -6,7 +6,8 @@ it whole into memory; Django checks the limit only for ``request.body`` and form
 worker (chefops/serving.py) closes the connection after that answer instead of draining it.
 
 The plain liveness probe (``GET /api/health``) is answered in front of Django, as the Django
-view would answer it (``chefops.health.health_fast_path``, issue #18).
+view would answer it (``chefops.health.health_fast_path``, issue #18), and so is a hit of the
+read cache (``chefops.readfast.read_cache_fast_path``).
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def _application() -> WSGIApp:
     from django.conf import settings
 
     from chefops.health import health_fast_path
+    from chefops.readfast import read_cache_fast_path
 
-    return health_fast_path(declared_body_limit(django_app, settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    return health_fast_path(
+        declared_body_limit(read_cache_fast_path(django_app), settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    )
 
 
 application = _application()

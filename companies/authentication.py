@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -80,41 +79,53 @@ def decode_access_token(token: str) -> dict[str, Any]:
     return dict(claims)
 
 
+def bearer_claims(header: bytes) -> tuple[dict[str, Any], uuid.UUID, uuid.UUID] | None:
+    """The claims of an ``Authorization`` header's access token with its user and session ids,
+    None without a header; AuthenticationFailed for anything but ``Bearer <valid access token>``."""
+    parts = header.split()
+    if not parts:
+        return None
+    if parts[0].lower() != JWTAuthentication.keyword or len(parts) != 2:
+        raise AuthenticationFailed()
+    try:
+        claims = decode_access_token(parts[1].decode("ascii"))
+        if claims.get("typ") != "access":
+            raise AuthenticationFailed()
+        return claims, uuid.UUID(str(claims["sub"])), uuid.UUID(str(claims["sid"]))
+    except (jwt.PyJWTError, ValueError, UnicodeDecodeError, KeyError) as exc:
+        raise AuthenticationFailed() from exc
+
+
+def admitted(user: User | None, claims: dict[str, Any]) -> bool:
+    """Whether the token's principal may act: an active user of an active company, and a token
+    issued after the user's last password reset."""
+    if user is None or not user.is_active:
+        return False
+    if user.company is None or not user.company.is_active:
+        return False
+    # A password reset refuses every access token issued before it (whole seconds, as `iat`
+    # is: a token from the very same second survives, a new login never fails).
+    return user.tokens_valid_after is None or int(claims["iat"]) >= int(
+        user.tokens_valid_after.timestamp()
+    )
+
+
 class JWTAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request: Request) -> tuple[User, dict[str, Any]] | None:
-        header = get_authorization_header(request).split()
-        if not header:
+        parsed = bearer_claims(get_authorization_header(request))
+        if parsed is None:
             return None
-        if header[0].lower() != self.keyword or len(header) != 2:
-            raise AuthenticationFailed()
-        try:
-            claims = decode_access_token(header[1].decode("ascii"))
-            if claims.get("typ") != "access":
-                raise AuthenticationFailed()
-            user_id = uuid.UUID(str(claims["sub"]))
-            session_id = uuid.UUID(str(claims["sid"]))
-        except (jwt.PyJWTError, ValueError, UnicodeDecodeError, KeyError) as exc:
-            raise AuthenticationFailed() from exc
+        claims, user_id, session_id = parsed
         user = principals.principal(
             user_id,
             claims.get("companyId"),
             session_id=session_id,
             prefetch=getattr(request, "read_cache_prefetch", None),
         )
-        if user is None or not user.is_active:
+        if user is None or not admitted(user, claims):
             raise AuthenticationFailed()
-        if user.company is None or not user.company.is_active:
-            raise AuthenticationFailed()
-        issued_at = datetime.fromtimestamp(int(claims["iat"]), tz=UTC)
-        # A password reset refuses every access token issued before it (whole seconds, as
-        # `iat` is: a token from the very same second survives, a new login never fails).
-        if user.tokens_valid_after is not None and int(claims["iat"]) < int(
-            user.tokens_valid_after.timestamp()
-        ):
-            raise AuthenticationFailed()
-        request.token_issued_at = issued_at  # type: ignore[attr-defined]
         record_activity(user)
         return user, claims
 
@@ -127,6 +138,13 @@ class JWTAuthentication(BaseAuthentication):
 # atomic under the GIL, and a race only costs one redundant ``cache.add``.
 ACTIVITY_SEEN_MAX = 10_000
 _activity_seen: dict[uuid.UUID, int] = {}
+
+
+def activity_recorded(user_id: uuid.UUID) -> bool:
+    """Whether this process already recorded (or saw recorded) the user's activity this
+    minute: ``record_activity`` would then neither ask the cache nor write."""
+    minute = int(timezone.now().timestamp()) // ACTIVITY_INTERVAL_SECONDS
+    return _activity_seen.get(user_id) == minute
 
 
 def record_activity(user: User) -> None:

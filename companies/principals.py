@@ -203,9 +203,7 @@ def principal(
         company_id = uuid.UUID(str(company_claim))
     except ValueError:
         return load_principal(user_id, session_id)
-    token_keys = (ALL, _user_scope(user_id), _company_scope(company_id))
-    entry_key = f"auth:p:{readcache.release()}:{user_id}"  # column lists change with releases
-    session_key = _session_key(session_id) if session_id is not None else None
+    token_keys, entry_key, session_key = _keys(user_id, company_id, session_id)
     try:
         extra = prefetch.keys(company_id) if prefetch is not None else []
         own = [*token_keys, entry_key] + ([session_key] if session_key else [])
@@ -243,6 +241,32 @@ def principal(
         except Exception:
             logger.warning("principal cache unavailable: session not stored", exc_info=True)
     return user
+
+
+def _keys(
+    user_id: uuid.UUID, company_id: uuid.UUID, session_id: uuid.UUID | None
+) -> tuple[tuple[str, str, str], str, str | None]:
+    """A principal's token keys, its entry's key and its session's key."""
+    token_keys = (ALL, _user_scope(user_id), _company_scope(company_id))
+    entry_key = f"auth:p:{readcache.release()}:{user_id}"  # column lists change with releases
+    return token_keys, entry_key, _session_key(session_id) if session_id is not None else None
+
+
+def cached_principal(
+    user_id: uuid.UUID, company_id: uuid.UUID, session_id: uuid.UUID, extra: list[str]
+) -> tuple[User, dict[str, Any]] | None:
+    """What ``principal`` answers when the cache alone answers it: the user of a session known
+    alive, cached under the current tokens, with the values of ``extra`` fetched in the same
+    round trip. None whenever ``principal`` would query the database, refuse the session, or
+    the cache fails: the caller then goes through ``principal`` (chefops/readfast.py)."""
+    token_keys, entry_key, session_key = _keys(user_id, company_id, session_id)
+    found = cache.get_many([*token_keys, entry_key, session_key, *extra])
+    if found.get(session_key) != SESSION_LIVE:
+        return None
+    entry = found.get(entry_key)
+    if entry is None or entry[0] != readcache.current_tokens(token_keys, found):
+        return None
+    return _principal.instantiate(*entry[1]), found
 
 
 def _session_alive(user_id: uuid.UUID, session_id: uuid.UUID) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 from django.http import HttpResponse
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chefops import readcache
-from chefops.api.cachedviews import CachedReadView
+from chefops.api.cachedviews import CachedReadView, utc_date_stamp
 from chefops.api.fields import is_uuid, parse_path_uuid
 from chefops.api.pagination import (
     DEFAULT_LIMIT,
@@ -80,14 +80,14 @@ def _first_page_size(request: Request) -> int | None:
 class _ContractReadView(CachedReadView):
     """A read of one contract's service days, cached until they (or the contract) change."""
 
-    def read_cache_scopes(self, company_id: Any) -> list[str]:
+    def read_cache_scopes(self, company_id: Any) -> list[str] | None:
         contract_id = self.kwargs["contract_id"]
-        return [readcache.contract_scope(uuid.UUID(contract_id))] if is_uuid(contract_id) else []
+        return [readcache.contract_scope(uuid.UUID(contract_id))] if is_uuid(contract_id) else None
 
     def cached(self, request: Request, company: Any, build: Callable[[], Response]) -> HttpResponse:
         """A malformed id is answered by ``build`` (its 400) without a lookup."""
         scopes = self.read_cache_scopes(company.pk)
-        if not scopes:
+        if scopes is None:
             return build()
         return readcache.cached_response(request, company.pk, build, scopes=scopes)
 
@@ -281,9 +281,13 @@ class FinanceMetricsApi(CachedReadView):
 
     permission_classes = [IsCompanyMember]
 
-    def read_cache_scopes(self, company_id: Any) -> list[str]:
+    def read_cache_scopes(self, company_id: Any) -> list[str] | None:
         # Every writer of a service day bumps this scope for both parties of its contract.
         return [readcache.service_days_scope(company_id)]
+
+    def read_cache_stamp(self, now: datetime) -> str:
+        # The figures depend on today's date (month windows, projection).
+        return utc_date_stamp(now)
 
     @extend_schema(
         tags=["contracts"],
@@ -300,13 +304,12 @@ class FinanceMetricsApi(CachedReadView):
         company = _user(request).company
         assert company is not None
         now = timezone.now()
-        # The figures depend on today's date (month windows, projection): part of the key.
         return readcache.cached_response(
             request,
             company.pk,
             lambda: Response(
                 FINANCE_METRICS.render(selectors.finance_metrics_for(company=company, now=now))
             ),
-            scopes=self.read_cache_scopes(company.pk),
-            stamp=now.astimezone(UTC).date().isoformat(),
+            scopes=self.read_cache_scopes(company.pk) or [],
+            stamp=self.read_cache_stamp(now),
         )

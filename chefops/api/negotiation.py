@@ -29,6 +29,16 @@ class ApiContentNegotiation(DefaultContentNegotiation):
             accept = request.META.get("HTTP_ACCEPT")
             if accept is None or accept == "*/*" or accept == renderer.media_type:
                 override = self.settings.URL_FORMAT_OVERRIDE
-                if not override or override not in request.query_params:
+                if not override or not _may_name(request, override):
                     return renderer, renderer.media_type
         return super().select_renderer(request, renderers, format_suffix)
+
+
+def _may_name(request: Request, name: str) -> bool:
+    """Whether the query string names parameter ``name``, parsed only when its raw text holds
+    the name or an escape that could decode to it (a hit of the read cache parses it for
+    nothing else)."""
+    query = request.META.get("QUERY_STRING", "")
+    if name not in query and "%" not in query and "+" not in query:
+        return False
+    return name in request.query_params

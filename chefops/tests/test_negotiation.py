@@ -36,7 +36,20 @@ def _negotiate(negotiation: DefaultContentNegotiation, accept: str | None, query
     return (chosen is renderer, media_type)
 
 
-@pytest.mark.parametrize("query", ["", "?limit=5", "?format=json", "?format=api"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?limit=5",
+        "?format=json",
+        "?format=api",
+        "?%66ormat=api",
+        "?forma%74=json",
+        "?x=1&format=api",
+        "?formats=api",
+        "?x=%20",
+    ],
+)
 @pytest.mark.parametrize("accept", ACCEPTS)
 def test_the_shortcut_answers_as_drf_does(accept: str | None, query: str) -> None:
     assert _negotiate(ApiContentNegotiation(), accept, query) == _negotiate(
@@ -48,3 +61,10 @@ def test_the_api_uses_it() -> None:
     from rest_framework.settings import api_settings
 
     assert api_settings.DEFAULT_CONTENT_NEGOTIATION_CLASS is ApiContentNegotiation
+
+
+@pytest.mark.parametrize("query", ["?limit=5&page=2", "?from=2026-01-05&to=2026-01-30"])
+def test_a_query_that_cannot_name_the_override_is_not_parsed(query: str) -> None:
+    request = Request(APIRequestFactory().get(f"/api/contracts{query}"))
+    ApiContentNegotiation().select_renderer(request, [CamelCaseJSONRenderer()])
+    assert "GET" not in request._request.__dict__  # Django's QueryDict, made on first use
