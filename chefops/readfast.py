@@ -24,7 +24,8 @@ a body, no bearer token, a route that is not a ``CachedReadView``, anything one 
 refuses or redirects, a principal or entry not in the cache under the current tokens, the
 first request of a minute of a user in this process (its activity is recorded by Django's
 path), an error of any step (logged at debug level). A miss costs one extra ``MGET``; with the
-read cache off this layer is not in the path at all. ``chefops/tests/test_read_fast_path.py``
+read cache off this layer is not in the path at all, nor for ``OUTAGE_BACKOFF_SECONDS`` after
+the cache failed it (``CacheOutage``). ``chefops/tests/test_read_fast_path.py``
 compares both paths' status, headers and bodies.
 
 The layer is built only when ``MIDDLEWARE`` is the list it was written for
@@ -47,6 +48,8 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import get_resolver
 from django.utils import timezone
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
 from rest_framework.authentication import get_authorization_header
 
 from chefops import readcache
@@ -79,6 +82,36 @@ ASSUMED_MIDDLEWARE = {
 }
 
 
+# A cache that fails or times out (SOCKET_TIMEOUT) is not asked again by this layer for a
+# while: during an outage a request pays only Django's own fallbacks, not this layer's wait too.
+CACHE_ERRORS = (ConnectionInterrupted, RedisError, OSError)
+OUTAGE_BACKOFF_SECONDS = 5.0
+
+
+class CacheOutage:
+    """When this process's fast path last saw the cache fail (``time.monotonic``)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.failed_at: float | None = None
+
+    def seen(self) -> None:
+        if not self.recent():
+            logger.warning(
+                "read-cache fast path: the cache failed; requests go through Django for %.0f s",
+                OUTAGE_BACKOFF_SECONDS,
+                exc_info=True,
+            )
+        self.failed_at = self.clock()
+
+    def recent(self) -> bool:
+        failed_at = self.failed_at
+        return failed_at is not None and self.clock() - failed_at < OUTAGE_BACKOFF_SECONDS
+
+
+cache_outage = CacheOutage()
+
+
 def _unused(request: HttpRequest) -> HttpResponse:
     raise AssertionError("only the middleware's request and response phases are called")
 
@@ -108,12 +141,8 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
         """The response Django would give ``request`` when it is a read-cache hit, else None."""
         if request.path_info.endswith("/"):
             return None  # ApiTrailingSlashMiddleware's
-        if security.process_request(request) is not None:
-            return None
-        if ApiRequestGuardMiddleware._refuse(request) is not None:
-            return None
-        if common.process_request(request) is not None:
-            return None
+        # The route first (every /api path resolves: the API's 404 is a route too), so the
+        # other GETs leave at once; the middleware checks below do not depend on it.
         match = get_resolver().resolve(request.path_info)
         func: Any = match.func
         view_class = getattr(func, "view_class", None)
@@ -124,6 +153,12 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
             or list(view_class.authentication_classes) != [JWTAuthentication]
             or view_class.throttle_classes
         ):
+            return None
+        if security.process_request(request) is not None:
+            return None
+        if ApiRequestGuardMiddleware._refuse(request) is not None:
+            return None
+        if common.process_request(request) is not None:
             return None
         request.resolver_match = match
         view = view_class(**func.view_initkwargs)
@@ -178,6 +213,7 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
             or "HTTP_TRANSFER_ENCODING" in environ
             or not readcache.enabled()
             or not principals.enabled()
+            or cache_outage.recent()
         ):
             return app(environ, start_response)
         started = time.perf_counter()
@@ -187,6 +223,9 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
         token = request_id_var.set(request_id)
         try:
             response = serve(request)
+        except CACHE_ERRORS:
+            cache_outage.seen()
+            response = None
         except Exception:
             logger.debug("read-cache fast path: handed to Django", exc_info=True)
             response = None

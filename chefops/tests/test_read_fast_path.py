@@ -354,3 +354,33 @@ def test_off_without_the_read_cache_or_with_other_middleware(
 def test_the_assumed_middleware_is_the_configured_one(settings: Any) -> None:
     """A change of MIDDLEWARE turns the fast path off until readfast.py reflects it."""
     assert list(settings.MIDDLEWARE) == list(readfast.ASSUMED_MIDDLEWARE)
+
+
+def test_a_cache_outage_sends_requests_to_django_for_a_while(
+    cast: Any, contract: Contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing cache is asked by Django's path only (which falls back to the database), not
+    by this layer first, until OUTAGE_BACKOFF_SECONDS have passed on its clock."""
+    from django_redis.exceptions import ConnectionInterrupted
+
+    from companies import principals
+
+    env = tenant_read(cast, contract)
+    now = [100.0]
+    monkeypatch.setattr(readfast, "cache_outage", readfast.CacheOutage(clock=lambda: now[0]))
+    asked: list[int] = []
+    working = principals.cached_principal
+
+    def failing(*args: Any) -> Any:
+        asked.append(1)
+        raise ConnectionInterrupted(connection=None)
+
+    monkeypatch.setattr(principals, "cached_principal", failing)
+    assert_same(env, served=False)
+    assert len(asked) == 1
+    now[0] += readfast.OUTAGE_BACKOFF_SECONDS - 0.5
+    assert_same(env, served=False)
+    assert len(asked) == 1, "asked the failing cache again within the backoff"
+    monkeypatch.setattr(principals, "cached_principal", working)
+    now[0] += 1.0
+    assert_same(env)  # back in the path
