@@ -31,8 +31,10 @@ with ``Connection: close`` and read off the socket after the response, so the cl
 sending, is not reset before it reads the answer.
 
 This overrides methods of gunicorn's worker that are not a public API (``accept``,
-``handle_request``, ``_keepalive_after``, ``wait_for_and_dispatch_events``): gunicorn is pinned
-in requirements.txt, and chefops/tests/test_serving.py must pass before it is upgraded.
+``handle_request``, ``_keepalive_after``, ``wait_for_and_dispatch_events``) and, in a worker that
+serves Django, replaces ``gunicorn.util.write_error`` (its HTML answer to a request it cannot
+parse) by the API's error shape: gunicorn is pinned in requirements.txt, and
+chefops/tests/test_serving.py must pass before it is upgraded.
 
 gunicorn.conf.py loads this module in the master by its file path: it imports the standard
 library and gunicorn only. Importing it as ``chefops.serving`` there would run the chefops package
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import mmap
 import multiprocessing
 import os
@@ -57,6 +60,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from gunicorn import util as gunicorn_util
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, TConn, ThreadWorker
 
@@ -216,6 +220,21 @@ class _Connection(TConn):
                 drained += len(data)
 
 
+def write_error_in_api_shape(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it refuses before the application (``util.write_error``:
+    a request line or header it cannot parse, one over its size limits), in the API's error
+    shape instead of an HTML page: the same status and ``Connection: close``."""
+    from chefops.api.errors import INTERNAL_ERROR_BODY, error_body
+
+    payload = INTERNAL_ERROR_BODY if status >= 500 and not message else error_body(status, message)
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 class ChefOpsThreadWorker(ThreadWorker):
     """gunicorn's gthread worker with balanced accepts and settled request bodies."""
 
@@ -244,6 +263,9 @@ class ChefOpsThreadWorker(ThreadWorker):
         if django_conf is not None and django_conf.settings.configured:
             limit = getattr(django_conf.settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", None)
         self._drain_bytes = FALLBACK_DRAIN_BYTES if limit is None else int(limit)
+        if limit is not None:
+            # Requests gunicorn cannot parse are answered in the API's error shape too.
+            gunicorn_util.write_error = write_error_in_api_shape
         app: Any = self.wsgi
         self.wsgi = self._settling_bodies(app)
 

@@ -122,6 +122,51 @@ def test_a_body_over_the_limit_gets_413_and_a_clean_close(server: Gunicorn, path
     assert payload["statusCode"] == 413
 
 
+def _raw(server: Gunicorn, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send raw bytes; the status line, headers and body the server sent until it closed."""
+    port = server.port()
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        sock.sendall(request)
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return lines[0], headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        ("GET /api/contracts/\u0100 HTTP/1.1\r\nHost: x\r\n\r\n".encode(), 400),
+        (b"GET /api/health HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
+        (b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /api/health HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    ],
+    ids=[
+        "non-ascii-request-line",
+        "bad-header-name",
+        "header-too-large",
+        "uri-too-long",
+        "version",
+    ],
+)
+def test_what_gunicorn_refuses_is_answered_in_the_error_shape(
+    server: Gunicorn, request_bytes: bytes, status: int
+) -> None:
+    status_line, headers, body = _raw(server, request_bytes)
+    assert status_line.startswith(f"HTTP/1.1 {status} "), status_line
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"].lower() == "close"
+    assert int(headers["content-length"]) == len(body)
+    payload = json.loads(body)
+    assert set(payload) == {"message", "error", "statusCode"}
+    assert payload["statusCode"] == status
+
+
 def test_a_body_just_within_the_limit_is_read_by_the_route(server: Gunicorn) -> None:
     """The API reads bodies up to MAX_BODY_BYTES (chefops/api/parsers.py): a malformed login
     body just under it is the route's 400; one over it is the request guard's 413 (read off
