@@ -221,10 +221,10 @@ def _fresh(entry: Any, tokens: tuple[Any, ...], stamp: str) -> bool:
     return entry is not None and entry[0] == tokens and entry[1] == stamp
 
 
-def hit(company_id: Any, key: str, scopes: Sequence[str], stamp: str, found: dict[str, Any]) -> Any:
-    """The value ``cached`` would serve from ``found`` (a ``get_many`` of ``lookup_keys``),
-    counted as a hit; None when ``cached`` would compute it (not counted: it will be)."""
-    keys = lookup_keys(company_id, key, scopes)
+def hit(keys: Sequence[str], stamp: str, found: dict[str, Any]) -> Any:
+    """The value ``cached`` would serve from ``found``, a ``get_many`` of ``keys`` (a read's
+    ``lookup_keys``), counted as a hit; None when ``cached`` would compute it (not counted: it
+    will be)."""
     entry: Any = found.get(keys[-1])
     if not _fresh(entry, current_tokens(keys[:-1], found), stamp):
         return None

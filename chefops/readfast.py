@@ -68,7 +68,7 @@ ASSUMED_MIDDLEWARE = {
     "chefops.middleware.RequestIdMiddleware": "the same X-Request-ID rule and log context",
     "chefops.middleware.HealthHostMiddleware": "nothing: health paths only",
     "django.middleware.security.SecurityMiddleware": "its request and response phases",
-    "whitenoise.middleware.WhiteNoiseMiddleware": "nothing: STATIC_URL only",
+    "whitenoise.middleware.WhiteNoiseMiddleware": "nothing: STATIC_URL only (not under /api)",
     "corsheaders.middleware.CorsMiddleware": "its response headers (preflights are OPTIONS)",
     "chefops.middleware.ApiTrailingSlashMiddleware": "a trailing slash goes to Django",
     "chefops.middleware.ApiRequestGuardMiddleware": "its checks (GET is a known method)",
@@ -121,6 +121,9 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
     if list(settings.MIDDLEWARE) != list(ASSUMED_MIDDLEWARE):
         logger.warning("MIDDLEWARE changed: read-cache hits go through Django (readfast.py)")
         return app
+    if str(settings.STATIC_URL).lstrip("/").startswith("api"):
+        logger.warning("STATIC_URL under /api: read-cache hits go through Django (WhiteNoise)")
+        return app
     from corsheaders.middleware import CorsMiddleware
 
     from companies import principals
@@ -134,8 +137,6 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
     security = SecurityMiddleware(_unused)
     cors = CorsMiddleware(_unused)
     common = CommonMiddleware(_unused)
-    # WhiteNoise serves STATIC_URL only; the API's paths are never under it.
-    assert not str(settings.STATIC_URL).lstrip("/").startswith("api")
 
     def serve(request: WSGIRequest) -> HttpResponse | None:
         """The response Django would give ``request`` when it is a read-cache hit, else None."""
@@ -179,10 +180,8 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
         scopes = view.read_cache_scopes(company_id)
         if scopes is None:
             return None
-        key = readcache.request_key(drf)
-        principal = principals.cached_principal(
-            user_id, company_id, session_id, readcache.lookup_keys(company_id, key, scopes)
-        )
+        keys = readcache.lookup_keys(company_id, readcache.request_key(drf), scopes)
+        principal = principals.cached_principal(user_id, company_id, session_id, keys)
         if principal is None:
             return None
         user, found = principal
@@ -193,7 +192,7 @@ def read_cache_fast_path(app: WSGIApp) -> WSGIApp:
         drf.user, drf.auth = user, claims
         view.check_permissions(drf)
         stamp = view.read_cache_stamp(timezone.now())
-        value = readcache.hit(company_id, key, scopes, stamp, found)
+        value = readcache.hit(keys, stamp, found)
         if value is None:
             return None
         response: Any = view.finalize_response(

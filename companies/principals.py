@@ -257,8 +257,8 @@ def cached_principal(
 ) -> tuple[User, dict[str, Any]] | None:
     """What ``principal`` answers when the cache alone answers it: the user of a session known
     alive, cached under the current tokens, with the values of ``extra`` fetched in the same
-    round trip. None whenever ``principal`` would query the database, refuse the session, or
-    the cache fails: the caller then goes through ``principal`` (chefops/readfast.py)."""
+    round trip. None whenever ``principal`` would query the database or refuse the session;
+    a cache error is raised. The caller then goes through ``principal`` (chefops/readfast.py)."""
     token_keys, entry_key, session_key = _keys(user_id, company_id, session_id)
     found = cache.get_many([*token_keys, entry_key, session_key, *extra])
     if found.get(session_key) != SESSION_LIVE:

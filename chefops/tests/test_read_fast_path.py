@@ -349,6 +349,9 @@ def test_off_without_the_read_cache_or_with_other_middleware(
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
     django = Django()
     assert readfast.read_cache_fast_path(django) is django
+    settings.MIDDLEWARE = list(readfast.ASSUMED_MIDDLEWARE)
+    settings.STATIC_URL = "/api/static/"
+    assert readfast.read_cache_fast_path(django) is django
 
 
 def test_the_assumed_middleware_is_the_configured_one(settings: Any) -> None:
