@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chefops import readcache
 from chefops.api.cachedviews import CachedReadView
 from chefops.api.fields import parse_path_uuid
 from chefops.api.pagination import PagePagination
@@ -81,7 +80,7 @@ class ContractListCreateApi(CachedReadView):
             )
             return paginator.get_paginated_response(page)
 
-        return readcache.cached_response(request, company.pk, build)
+        return self.cached(request, company.pk, build)
 
     @extend_schema(
         operation_id="contracts_create",
